@@ -1,0 +1,49 @@
+// The one authentication path: every login (USER/PASS, APOP, AUTH) is a SASL-style exchange.
+//
+// As in Dovecot, USER/PASS is repacked as SASL PLAIN (RFC 4616) and APOP is a one-step mechanism,
+// so brute-force accounting, timing equalisation and logging happen in one place. Future SCRAM
+// (RFC 5802), OAUTHBEARER (RFC 7628) and EXTERNAL (RFC 4422 App. A) plug in as further mechanisms.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace poplar::auth {
+
+enum class verdict {
+    success,
+    failure,            // bad credentials or unknown user: -ERR [AUTH] (RFC 3206 §4)
+    temporary_failure,  // the user database could not be read: -ERR [SYS/TEMP]
+};
+
+struct outcome {
+    verdict result = verdict::failure;
+    // On success the canonical user name, which opens the maildrop. On failure the name the
+    // client tried (possibly empty), for the log line fail2ban reads; never trusted further.
+    std::string user;
+    // For the admin's log only: why it failed ("unknown user", "password mismatch", ...).
+    std::string log_reason;
+};
+
+// One server-side SASL exchange (RFC 4422 §3). Created per AUTH attempt, destroyed after it, so
+// that nothing after login ever holds a password.
+class sasl_mechanism {
+public:
+    virtual ~sasl_mechanism() = default;
+
+    struct step_result {
+        bool done = false;
+        std::string challenge;  // when !done: raw challenge bytes (the core base64-encodes them)
+        outcome result;         // when done
+    };
+
+    // The challenge sent when the client gave no initial response (RFC 4422 §3.3): empty for
+    // client-first mechanisms such as PLAIN; "Username:" for the server-first LOGIN mechanism.
+    virtual std::string initial_challenge() const { return {}; }
+
+    // Consumes one decoded client response (the initial response, or a continuation). May block
+    // on password hashing or a database lookup: the network layer runs it on the worker pool.
+    virtual step_result step(std::string_view client_response) = 0;
+};
+
+}  // namespace poplar::auth

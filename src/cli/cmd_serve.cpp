@@ -1,0 +1,93 @@
+// `poplar serve` and `poplar check`: load and validate the config, assemble, run.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+
+#include "cli/commands.h"
+#include "cli/runtime.h"
+#include "net/server.h"
+#include "net/tls_context.h"
+
+namespace poplar::cli {
+
+namespace {
+
+void print_demo_help(const std::filesystem::path& state_dir) {
+    std::string password;
+    std::ifstream in(state_dir / "demo-password");
+    std::getline(in, password);
+    const std::string cert = (state_dir / "tls" / "cert.pem").string();
+    std::fprintf(stderr,
+                 "\n"
+                 "poplar demo server (no --config given; embedded default in %s)\n"
+                 "  account:   demo / %s\n"
+                 "  POP3+STLS: 127.0.0.1:1110    POP3S: 127.0.0.1:1995 (self-signed: %s)\n"
+                 "  try:\n"
+                 "    curl --cacert %s pop3s://localhost:1995/ -u 'demo:%s'\n"
+                 "    curl --cacert %s pop3s://localhost:1995/1 -u 'demo:%s'\n"
+                 "    curl --ssl-reqd --cacert %s pop3://localhost:1110/ -u 'demo:%s'\n"
+                 "  stop with Ctrl-C. Config to copy and edit: %s\n\n",
+                 state_dir.c_str(), password.c_str(), cert.c_str(), cert.c_str(), password.c_str(), cert.c_str(),
+                 password.c_str(), cert.c_str(), password.c_str(), (state_dir / "poplar.toml").c_str());
+}
+
+}  // namespace
+
+int serve(const std::optional<std::filesystem::path>& config_file, const std::filesystem::path& state_dir) {
+    std::filesystem::path path;
+    if (config_file) {
+        path = *config_file;
+    } else {
+        try {
+            path = prepare_demo(state_dir);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "poplar: cannot prepare the demo in %s: %s\n", state_dir.c_str(), e.what());
+            return exit_runtime;
+        }
+    }
+    config::config cfg;
+    runtime rt;
+    try {
+        cfg = config::load_file(path);
+        setup_logging(cfg.log_level);
+        rt = assemble(cfg);
+    } catch (const config::config_error& e) {
+        std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        return exit_config;
+    }
+    std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write is an error code, not a signal
+    try {
+        net::server srv(cfg, *rt.auth, *rt.store);
+        if (!config_file) {
+            print_demo_help(state_dir);
+        }
+        srv.run();
+    } catch (const config::config_error& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return exit_config;
+    } catch (const std::exception& e) {
+        spdlog::critical("fatal: {}", e.what());
+        return exit_runtime;
+    }
+    return exit_ok;
+}
+
+int check(const std::filesystem::path& config_file) {
+    try {
+        const config::config cfg = config::load_file(config_file);
+        const runtime rt = assemble(cfg);
+        if (cfg.tls) {
+            (void)net::make_server_tls_context(*cfg.tls);
+        }
+    } catch (const config::config_error& e) {
+        std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        return exit_config;
+    }
+    std::printf("%s: configuration is valid\n", config_file.c_str());
+    return exit_ok;
+}
+
+}  // namespace poplar::cli

@@ -1,0 +1,28 @@
+// The subcommands of the poplar executable; main.cpp parses arguments and calls one of these.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace poplar::cli {
+
+// Exit codes, shared by every subcommand (docs/operations.md).
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_config = 1;   // invalid configuration or unusable file
+inline constexpr int exit_runtime = 2;  // could not start or failed while running
+
+// `poplar serve`: with a config file, or (none given) the embedded demo under `state_dir`.
+int serve(const std::optional<std::filesystem::path>& config_file, const std::filesystem::path& state_dir);
+
+// `poplar check`: validates a config file like serve would, without binding ports.
+int check(const std::filesystem::path& config_file);
+
+// `poplar pw`: hashes a password for the passwd-file.
+int pw(const std::string& scheme_name, bool password_stdin);
+
+// Creates the demo state folder if absent (Maildir with sample messages, passwd-file with a
+// "demo" user, self-signed certificate, config file) and returns the config file's path.
+std::filesystem::path prepare_demo(const std::filesystem::path& state_dir);
+
+}  // namespace poplar::cli

@@ -1,0 +1,88 @@
+// poplar's configuration: every option an admin can set, with its default (docs/configuration.md).
+//
+// One loader fills this from TOML; `poplar check` and `poplar serve` share it, so a config that
+// `check` accepts is exactly one `serve` runs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/session.h"
+#include "storage/maildrop.h"
+
+namespace poplar::config {
+
+// "host:port": IPv4 "127.0.0.1:110", IPv6 "[::1]:110", wildcard "0.0.0.0:110" / "[::]:110".
+struct endpoint {
+    std::string host;
+    std::uint16_t port = 0;
+    std::string to_string() const;
+};
+
+struct tls_settings {
+    std::filesystem::path certificate;  // PEM chain, leaf first
+    std::filesystem::path private_key;  // PEM
+    std::string min_version = "1.2";    // "1.2" or "1.3" (RFC 8996 retired 1.0/1.1)
+    std::string ciphers;                // TLS 1.2 cipher list, OpenSSL syntax; empty = OpenSSL's
+    std::string ciphersuites;           // TLS 1.3 suites; empty = OpenSSL's
+};
+
+struct server_settings {
+    std::string hostname;  // greeting / APOP timestamp; empty = gethostname()
+    unsigned threads = 0;  // event-loop threads; 0 = one per CPU core
+    unsigned worker_threads = 0;  // password hashing and disk I/O; 0 = one per CPU core
+    std::chrono::milliseconds shutdown_grace = limits::default_shutdown_grace;
+    unsigned max_connections = 20000;  // total; beyond it new connections are refused
+};
+
+struct storage_settings {
+    std::string maildir;  // path template: %u user, %n local part, %d domain
+    storage::lock_mode locking = storage::lock_mode::snapshot;
+};
+
+struct auth_settings {
+    std::filesystem::path passwd_file;
+};
+
+struct timeouts {
+    std::chrono::milliseconds login = limits::default_idle_timeout_authorization;
+    std::chrono::milliseconds idle = limits::default_idle_timeout_transaction;
+    std::chrono::milliseconds write = limits::default_write_timeout;
+};
+
+struct config {
+    std::vector<endpoint> pop3;   // plain POP3, STLS offered when tls is set
+    std::vector<endpoint> pop3s;  // implicit TLS (RFC 8314)
+    std::optional<tls_settings> tls;
+    server_settings server;
+    storage_settings storage;
+    auth_settings auth;
+    core::session_policy policy;
+    timeouts timeout;
+    std::string log_level = "info";
+};
+
+// A config problem, naming the file, the key and what is wrong:
+//   "poplar.toml: auth.plaintext: expected one of "loopback", "always", "tls-only"".
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Parses and validates; relative paths are resolved against the config file's directory.
+// Checks that referenced files exist and are readable. Throws config_error.
+config load_file(const std::filesystem::path& path);
+config load_string(std::string_view toml_text, const std::filesystem::path& base_dir,
+                   const std::string& source_name);
+
+// "500ms", "2s", "10m", "1h" -> duration; nullopt when malformed.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// "127.0.0.1:110" / "[::1]:995" -> endpoint; nullopt when malformed.
+std::optional<endpoint> parse_endpoint(std::string_view text);
+
+}  // namespace poplar::config

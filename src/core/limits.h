@@ -1,0 +1,62 @@
+// Every protocol limit and timeout poplar enforces, each with the RFC section or threat that sets it.
+//
+// Admin-tunable values have their defaults here and are overridden from the config file
+// (docs/configuration.md); the rest are fixed by the protocol.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace poplar::limits {
+
+// RFC 2449 §4: a command line is at most 255 octets including CRLF. Real clients send longer
+// USER/PASS lines (long passwords, e-mail addresses as user names), so we accept twice that and
+// reject anything longer with -ERR, discarding the whole line so it never becomes two commands.
+inline constexpr std::size_t max_command_line = 512;
+
+// RFC 5034 §4: SASL client responses are not bound by the 255-octet rule; OAuth 2.0 bearer
+// tokens (RFC 7628) are often several KiB. Only continuation lines of an AUTH exchange get this.
+inline constexpr std::size_t max_sasl_line = 16 * 1024;
+
+// RFC 2449 §4 caps arguments at 40 octets; user names and passwords need more in practice.
+inline constexpr std::size_t max_argument = 255;
+
+// A message number larger than this cannot name a message: a maildrop is capped far below it.
+// Parsing stops at this many digits so "99999999999999999999" never overflows.
+inline constexpr std::size_t max_number_digits = 10;
+
+// Dovecot disconnects after 20 bad commands; a client that sends 10 in a row is not a POP3 client
+// (HTTP requests, SMTP sessions and port scanners are the usual cause), so it is disconnected.
+inline constexpr unsigned default_max_bad_commands = 10;
+
+// Failed logins allowed on one connection before it is closed (brute-force slowdown: each try
+// also costs the auth failure delay below).
+inline constexpr unsigned default_max_auth_failures = 3;
+
+// Delay before answering a failed login: makes online password guessing slow without hurting a
+// user who mistypes once. popa3d and Dovecot both delay; Dovecot's default is 2 seconds.
+inline constexpr std::chrono::milliseconds default_auth_failure_delay{2000};
+
+// RFC 1939 §3: the autologout timer "MUST be of at least 10 minutes' duration" once logged in.
+inline constexpr std::chrono::seconds default_idle_timeout_transaction{600};
+// Before login no mail is at stake, and idle unauthenticated connections are a cheap DoS, so
+// the timer is shorter (Dovecot's login process uses 60 s as well).
+inline constexpr std::chrono::seconds default_idle_timeout_authorization{60};
+
+// A peer that accepts no bytes for this long while we send a reply is gone (or attacking with a
+// zero TCP window); it is disconnected without touching the maildrop.
+inline constexpr std::chrono::seconds default_write_timeout{300};
+
+// SIGTERM: sessions are told -ERR [SYS/TEMP] and the process exits at most this long after.
+inline constexpr std::chrono::seconds default_shutdown_grace{5};
+
+// RETR/TOP read the stored message in chunks of this size; big enough to amortise system calls,
+// small enough that 10,000 concurrent downloads do not exhaust memory.
+inline constexpr std::size_t message_read_chunk = 64 * 1024;
+
+// Replies to pipelined commands (RFC 2449 §6.6) are batched into one write until this many bytes
+// are pending, so fifty pipelined commands cost one send() rather than fifty.
+inline constexpr std::size_t max_batched_output = 64 * 1024;
+
+}  // namespace poplar::limits

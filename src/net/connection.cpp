@@ -1,0 +1,406 @@
+// One POP3 connection: read lines, feed the session, write replies, carry out effects.
+#include "net/connection.h"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/buffer.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <fmt/format.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "core/message_encoder.h"
+#include "core/reply.h"
+#include "util/secret.h"
+#include "util/text.h"
+
+namespace poplar::net {
+
+namespace {
+
+using asio::use_awaitable;
+using namespace std::chrono_literals;
+
+bool is_loopback(const asio::ip::address& a) {
+    if (a.is_v4()) {
+        return a.to_v4().is_loopback();
+    }
+    const asio::ip::address_v6 v6 = a.to_v6();
+    if (v6.is_v4_mapped()) {
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).is_loopback();
+    }
+    return v6.is_loopback();
+}
+
+// RFC 1939 §7: the APOP timestamp must be unique per greeting; random bytes make it also
+// unpredictable, so a captured APOP digest cannot be replayed.
+std::string make_apop_timestamp(const std::string& hostname) {
+    unsigned char r[8];
+    if (RAND_bytes(r, sizeof r) != 1) {
+        return {};  // no randomness: APOP is not offered rather than offered weakly
+    }
+    std::uint64_t v = 0;
+    for (unsigned char b : r) {
+        v = (v << 8) | b;
+    }
+    return fmt::format("<{:016x}.{:x}@{}>", v, static_cast<unsigned>(::getpid()), hostname);
+}
+
+const char* reason_text(int r) {
+    static const char* const names[] = {"quit", "disconnect", "timeout", "shutdown", "error", "closed-by-server"};
+    return names[r];
+}
+
+// Read size for command lines: enough for any pipelined burst, small enough that idle sessions
+// cost little (the framer frees it when idle).
+constexpr std::size_t read_chunk = 4096;
+
+}  // namespace
+
+connection::connection(asio::ip::tcp::socket socket, const connection_context& ctx, bool implicit_tls)
+    : socket_(std::move(socket)),
+      watchdog_(socket_.get_executor()),
+      delay_(socket_.get_executor()),
+      ctx_(ctx),
+      implicit_tls_(implicit_tls),
+      started_(std::chrono::steady_clock::now()),
+      framer_(limits::max_command_line) {
+    asio::error_code ec;
+    const auto remote = socket_.remote_endpoint(ec);
+    if (!ec) {
+        peer_ = remote.address().to_string();
+        loopback_ = is_loopback(remote.address());
+    } else {
+        peer_ = "unknown";
+    }
+}
+
+connection::~connection() = default;
+
+void connection::stop() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+        if (self->closed_ || self->stopping_) {
+            return;
+        }
+        self->stopping_ = true;
+        asio::error_code ec;
+        self->socket_.cancel(ec);
+        self->delay_.cancel();
+    });
+}
+
+void connection::arm_deadline(std::chrono::milliseconds from_now) {
+    deadline_ = std::chrono::steady_clock::now() + from_now;
+    if (deadline_ < watchdog_.expiry()) {
+        // Earlier than the pending wake-up: cancelling makes the watchdog re-check at once and
+        // re-arm for the new deadline.
+        watchdog_.expires_at(deadline_);
+    }
+}
+
+// One timer per connection, re-armed lazily: reads and writes only move deadline_, and the
+// timer wakes at most once per deadline period to check it (the Asio "deadline" pattern).
+void connection::start_watchdog() {
+    watchdog_.expires_at(deadline_);
+    watchdog_.async_wait([self = shared_from_this()](asio::error_code) {
+        if (self->closed_) {
+            return;
+        }
+        if (std::chrono::steady_clock::now() >= self->deadline_) {
+            self->timed_out_ = true;
+            asio::error_code ignored;
+            self->socket_.cancel(ignored);
+            return;
+        }
+        self->start_watchdog();
+    });
+}
+
+asio::awaitable<std::size_t> connection::read_some(std::span<char> into, asio::error_code& ec) {
+    auto buf = asio::buffer(into.data(), into.size());
+    std::size_t n = tls_ ? co_await tls_->async_read_some(buf, asio::redirect_error(use_awaitable, ec))
+                         : co_await socket_.async_read_some(buf, asio::redirect_error(use_awaitable, ec));
+    bytes_in_ += n;
+    co_return n;
+}
+
+asio::awaitable<bool> connection::flush() {
+    if (out_.empty()) {
+        co_return true;
+    }
+    if (stopping_ || timed_out_) {
+        co_return false;
+    }
+    arm_deadline(ctx_.timeouts.write);
+    asio::error_code ec;
+    auto buf = asio::buffer(out_);
+    const std::size_t n = tls_ ? co_await asio::async_write(*tls_, buf, asio::redirect_error(use_awaitable, ec))
+                               : co_await asio::async_write(socket_, buf, asio::redirect_error(use_awaitable, ec));
+    bytes_out_ += n;
+    out_.clear();
+    if (out_.capacity() > limits::max_batched_output * 2) {
+        std::string().swap(out_);  // a RETR grew it; do not keep megabytes per idle session
+    }
+    if (ec) {
+        if (reason_ == end_reason::disconnect) {
+            reason_ = timed_out_ ? end_reason::timeout : stopping_ ? end_reason::shutdown : end_reason::disconnect;
+        }
+        co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<void> connection::say_goodbye(const std::string& reply) {
+    // A last reply on a connection we are closing: short deadline, errors ignored.
+    out_ = reply;
+    stopping_ = false;
+    timed_out_ = false;
+    arm_deadline(2s);
+    co_await flush();
+}
+
+asio::awaitable<void> connection::close_transport() {
+    closed_ = true;
+    if (tls_) {
+        // Send close_notify so the client can tell a complete reply from a truncated one.
+        arm_deadline(2s);
+        asio::error_code ec;
+        co_await tls_->async_shutdown(asio::redirect_error(use_awaitable, ec));
+    }
+    asio::error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    watchdog_.cancel();
+    delay_.cancel();
+}
+
+asio::awaitable<void> connection::run() {
+    auto self = shared_from_this();
+    arm_deadline(ctx_.timeouts.login);
+    start_watchdog();
+
+    core::connection_facts facts;
+    facts.loopback = loopback_;
+    facts.tls = implicit_tls_;
+    facts.tls_available = ctx_.tls != nullptr;
+    if (implicit_tls_) {
+        tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *ctx_.tls);
+        asio::error_code ec;
+        co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            spdlog::debug("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
+            reason_ = timed_out_ ? end_reason::timeout : end_reason::error;
+            tls_.reset();
+            co_await close_transport();
+            co_return;
+        }
+    }
+
+    session_ = std::make_unique<core::session>(ctx_.policy, facts, ctx_.auth,
+                                               ctx_.policy.apop ? make_apop_timestamp(ctx_.hostname) : std::string());
+    out_ = session_->greeting();
+    bool open = co_await flush();
+
+    while (open) {
+        // Answer every complete line already received before reading again: a pipelining
+        // client's burst gets its replies in order, in as few writes as possible.
+        while (open) {
+            auto ev = framer_.next();
+            if (!ev) {
+                break;
+            }
+            core::step st = ev->what == core::line_framer::event::kind::line ? session_->on_line(ev->text)
+                                                                             : session_->on_line_too_long();
+            open = co_await perform(std::move(st));
+            framer_.set_max_line(session_->max_line());
+            if (open && out_.size() >= limits::max_batched_output) {
+                open = co_await flush();
+            }
+        }
+        if (!open) {
+            break;
+        }
+        open = co_await flush();
+        if (!open) {
+            break;
+        }
+        if (stopping_) {
+            break;
+        }
+        framer_.shrink();
+        arm_deadline(session_->idle_is_transaction() ? ctx_.timeouts.idle : ctx_.timeouts.login);
+        asio::error_code ec;
+        const std::size_t n = co_await read_some(framer_.prepare(read_chunk), ec);
+        if (ec) {
+            if (timed_out_) {
+                reason_ = end_reason::timeout;
+                const std::string bye = core::autologout_reply();
+                co_await say_goodbye(bye);
+            } else if (stopping_) {
+                reason_ = end_reason::shutdown;
+                const std::string bye = core::shutdown_reply();
+                co_await say_goodbye(bye);
+            } else {
+                reason_ = end_reason::disconnect;
+            }
+            break;
+        }
+        framer_.commit(n);
+    }
+    if (stopping_ && reason_ == end_reason::disconnect) {
+        reason_ = end_reason::shutdown;
+        const std::string bye = core::shutdown_reply();
+        co_await say_goodbye(bye);
+    }
+    co_await close_transport();
+    log_session_end();
+}
+
+asio::awaitable<bool> connection::perform(core::step st) {
+    if (st.delay.count() > 0) {
+        // Failed login: earlier replies go out first, then the delayed one (brute-force slowdown).
+        if (!co_await flush()) {
+            co_return false;
+        }
+        delay_.expires_after(st.delay);
+        asio::error_code ec;
+        co_await delay_.async_wait(asio::redirect_error(use_awaitable, ec));
+        if (stopping_) {
+            co_return false;
+        }
+    }
+    out_ += st.reply;
+
+    if (auto* a = std::get_if<core::effect::run_auth>(&st.next)) {
+        auth::sasl_mechanism* mech = a->mechanism;
+        auto job = [mech, resp = util::secret_string(std::move(a->response))]() { return mech->step(resp.view()); };
+        auth::sasl_mechanism::step_result r = co_await ctx_.pool.async_run(std::move(job));
+        if (r.done && r.result.result != auth::verdict::success) {
+            spdlog::info("auth failed: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
+                         peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
+        }
+        core::step next = session_->on_auth_step(std::move(r));
+        co_return co_await perform(std::move(next));
+    }
+    if (auto* o = std::get_if<core::effect::open_maildrop>(&st.next)) {
+        auto job = [this, user = o->user]() { return ctx_.store.open(user, ctx_.locking); };
+        auto opened = co_await ctx_.pool.async_run(std::move(job));
+        if (opened) {
+            spdlog::info("login: user=\"{}\" rip={} mech={} tls={} messages={}", util::log_escape(o->user), peer_,
+                         session_->mechanism_name(), tls_ ? "yes" : "no", opened.value()->messages().size());
+        } else {
+            spdlog::warn("maildrop open failed: user=\"{}\" rip={} error=\"{}\"", util::log_escape(o->user), peer_,
+                         util::log_escape(opened.error().detail, 512));
+        }
+        core::step next = session_->on_maildrop_opened(std::move(opened));
+        co_return co_await perform(std::move(next));
+    }
+    if (auto* m = std::get_if<core::effect::send_message>(&st.next)) {
+        co_return co_await send_message(*m);
+    }
+    if (std::holds_alternative<core::effect::start_tls>(st.next)) {
+        co_return co_await start_tls();
+    }
+    if (auto* c = std::get_if<core::effect::commit>(&st.next)) {
+        storage::maildrop* drop = session_->maildrop();
+        auto job = [drop, indices = std::move(c->indices)]() { return drop->remove(indices); };
+        auto removed = co_await ctx_.pool.async_run(std::move(job));
+        if (!removed) {
+            spdlog::error("removing deleted messages failed: user=\"{}\" rip={} error=\"{}\"",
+                          util::log_escape(session_->user()), peer_, util::log_escape(removed.error().detail, 512));
+        }
+        core::step next = session_->on_commit_done(removed);
+        co_return co_await perform(std::move(next));
+    }
+    if (std::holds_alternative<core::effect::close>(st.next)) {
+        reason_ = session_->quit_requested() ? end_reason::quit : end_reason::closed_by_server;
+        co_await flush();
+        co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> connection::send_message(const core::effect::send_message& msg) {
+    storage::maildrop* drop = session_->maildrop();
+    const std::size_t index = msg.index;
+    auto open_job = [drop, index]() { return drop->open_message(index); };
+    auto opened = co_await ctx_.pool.async_run(std::move(open_job));
+    if (!opened) {
+        spdlog::warn("message unavailable: user=\"{}\" rip={} msn={} error=\"{}\"", util::log_escape(session_->user()),
+                     peer_, index + 1, util::log_escape(opened.error().detail, 512));
+        core::step next = session_->on_message_unavailable(opened.error());
+        co_return co_await perform(std::move(next));
+    }
+    std::unique_ptr<storage::message_source> source = std::move(opened.value());
+    out_ += msg.ok_line;
+    core::message_encoder encoder(msg.top_lines);
+    auto chunk = std::make_unique<char[]>(limits::message_read_chunk);
+    storage::message_source* src = source.get();
+    char* buf = chunk.get();
+    while (true) {
+        auto read_job = [src, buf]() { return src->read(std::span<char>(buf, limits::message_read_chunk)); };
+        auto got = co_await ctx_.pool.async_run(std::move(read_job));
+        if (!got) {
+            // +OK is already out: the only honest signal left is to drop the connection, so the
+            // client sees no terminating "." and does not take a truncated message as whole.
+            spdlog::error("read failed mid-message: user=\"{}\" rip={} msn={} error=\"{}\"",
+                          util::log_escape(session_->user()), peer_, index + 1,
+                          util::log_escape(got.error().detail, 512));
+            reason_ = end_reason::error;
+            co_return false;
+        }
+        if (got.value() == 0) {
+            break;
+        }
+        const bool more = encoder.feed(std::string_view(buf, got.value()), out_);
+        if (out_.size() >= limits::max_batched_output && !co_await flush()) {
+            co_return false;
+        }
+        if (!more) {
+            break;
+        }
+    }
+    encoder.finish(out_);
+    if (!msg.top_lines) {
+        session_->note_retrieved(index);
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> connection::start_tls() {
+    if (!co_await flush()) {
+        co_return false;
+    }
+    // RFC 2595 §3.1 / CVE-2021-38542: whatever the client pipelined after STLS was sent in the
+    // clear and may be an attacker's injection; it must not run inside the TLS session.
+    framer_.discard_buffered();
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *ctx_.tls);
+    arm_deadline(ctx_.timeouts.login);
+    asio::error_code ec;
+    co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+        spdlog::info("stls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
+        tls_.reset();
+        reason_ = end_reason::error;
+        co_return false;
+    }
+    core::step next = session_->on_tls_established();
+    co_return co_await perform(std::move(next));
+}
+
+void connection::log_session_end() const {
+    const core::session_stats no_stats;
+    const core::session_stats& s = session_ ? session_->stats() : no_stats;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    spdlog::info("session end: user=\"{}\" rip={} retr={}/{} top={} dele={} in={} out={} duration={:.3f}s reason={}",
+                 session_ ? util::log_escape(session_->user()) : std::string(), peer_, s.retr, s.retr_bytes, s.top,
+                 s.dele, bytes_in_, bytes_out_, secs, reason_text(static_cast<int>(reason_)));
+}
+
+}  // namespace poplar::net

@@ -1,0 +1,41 @@
+// Secrets in memory: wiped when no longer needed, compared in constant time.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace poplar::util {
+
+// Overwrites the bytes of `s` in a way the optimiser may not remove (OPENSSL_cleanse), then clears.
+void wipe(std::string& s) noexcept;
+
+// Equality whose running time depends only on the lengths, not on where the inputs differ
+// (CRYPTO_memcmp), so comparing a digest leaks nothing to a timing attacker.
+bool constant_time_equals(std::string_view a, std::string_view b) noexcept;
+
+// A std::string that wipes itself on destruction; for passwords and stored secrets.
+class secret_string {
+public:
+    secret_string() = default;
+    explicit secret_string(std::string s) : s_(std::move(s)) {}
+    secret_string(const secret_string&) = delete;
+    secret_string& operator=(const secret_string&) = delete;
+    secret_string(secret_string&& o) noexcept : s_(std::move(o.s_)) { o.s_.clear(); }
+    secret_string& operator=(secret_string&& o) noexcept {
+        if (this != &o) {
+            wipe(s_);
+            s_ = std::move(o.s_);
+            o.s_.clear();
+        }
+        return *this;
+    }
+    ~secret_string() { wipe(s_); }
+
+    std::string_view view() const noexcept { return s_; }
+    bool empty() const noexcept { return s_.empty(); }
+
+private:
+    std::string s_;
+};
+
+}  // namespace poplar::util
