@@ -180,6 +180,7 @@ class Env:
         with open(self.passwd, "w") as f:
             for user, secret in entries.items():
                 f.write(f"{user}:{secret}\n")
+        os.chmod(self.passwd, 0o600)
 
     def maildir(self, user):
         return os.path.join(self.root, "mail", user)
@@ -224,6 +225,8 @@ class Env:
     def cleanup(self):
         for s in self._servers:
             s.kill_if_running()
+            # Shown by pytest only when the test failed.
+            print(f"---- poplar log {s.log_path} ----\n{s.log()[-8000:]}")
 
 
 @pytest.fixture

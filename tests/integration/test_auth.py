@@ -28,7 +28,7 @@ def test_user_pass_loopback_default(small_env):
         assert c.cmd("USER alice") == b"+OK\r\n"
         assert maildrop_ok(3).fullmatch(c.cmd("PASS " + USERS["alice"][1]))
         assert c.cmd("QUIT") == b"+OK signing off\r\n"
-    srv.wait_log(r'login: user="alice" rip=127\.0\.0\.1 mech=PLAIN tls=no')
+    srv.wait_log(r'login: user="alice" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) tls=no')
     srv.wait_log(r'session end: user="alice" rip=127\.0\.0\.1 .*reason=quit')
 
 
@@ -53,7 +53,7 @@ def test_tls_only_refuses_plaintext_before_stls(small_env):
             assert c.cmd("USER demo") == b"+OK\r\n"
             assert maildrop_ok(12).fullmatch(c.cmd("PASS demo-secret"))
             assert c.cmd("QUIT") == b"+OK signing off\r\n"
-        srv.wait_log(r'login: user="demo" rip=127\.0\.0\.1 mech=PLAIN tls=yes')
+        srv.wait_log(r'login: user="demo" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) tls=yes')
         with srv.connect(tls=True, cafile=small_env.cert) as c:
             c.greeting()
             assert c.cmd("AUTH PLAIN " + b64("\0bob\0bob-secret")).startswith(b"+OK maildrop has 4 ")
@@ -72,8 +72,8 @@ def test_bad_password_and_unknown_user(small_env):
             assert c.cmd("PASS whatever") == INVALID
             # Still in AUTHORIZATION; the right password works.
             c.login("demo")
-        srv.wait_log(r'auth failed: user="demo" rip=127\.0\.0\.1 mech=PLAIN reason="[^"]*"')
-        srv.wait_log(r'auth failed: user="nosuchuser" rip=127\.0\.0\.1 mech=PLAIN reason="[^"]*"')
+        srv.wait_log(r'auth failed: user="demo" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) reason="[^"]*"')
+        srv.wait_log(r'auth failed: user="nosuchuser" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) reason="[^"]*"')
         # fail2ban's pattern
         assert len(re.findall(r"auth failed: .* rip=127\.0\.0\.1", srv.log())) == 2
         assert "wrong" not in srv.log() and "whatever" not in srv.log(), "passwords must not be logged"

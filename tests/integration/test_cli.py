@@ -142,4 +142,4 @@ def test_ipv6_and_multiple_listeners(small_env):
         with c:
             c.greeting()
             c.login()  # ::1 counts as loopback for the plaintext policy
-        srv.wait_log(r'login: user="demo" rip=::1 mech=PLAIN tls=yes')
+        srv.wait_log(r'login: user="demo" rip=::1 mech=(?:USER|PLAIN) tls=yes')
