@@ -1,0 +1,36 @@
+// The one place a user name and password are checked against a passdb, with popa3d's timing rule.
+//
+// PLAIN, LOGIN and USER/PASS (repacked as PLAIN by the core) all end here, so an unknown user, a
+// wrong password and an unverifiable account all cost one full hash verification.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "auth/passdb.h"
+#include "auth/password_hash.h"
+#include "auth/sasl_mechanism.h"
+
+namespace poplar::auth {
+
+// check_password() in production; tests inject a wrapper that counts or records its calls.
+using password_verifier = std::function<verify_status(std::string_view stored, std::string_view password)>;
+
+class credential_checker {
+public:
+    explicit credential_checker(std::shared_ptr<passdb> db, password_verifier verify = check_password);
+
+    // success with the canonical user name; failure with the attempted name and a log reason
+    // ("unknown user", "password mismatch", ...); temporary_failure when the passdb cannot answer.
+    // Thread-safe. Blocks for one hash verification: call it on the worker pool.
+    outcome check(std::string_view user, std::string_view password) const;
+
+    passdb& db() const noexcept { return *db_; }
+
+private:
+    std::shared_ptr<passdb> db_;
+    password_verifier verify_;
+};
+
+}  // namespace poplar::auth

@@ -1,0 +1,40 @@
+// The user database interface: user name in, stored "{SCHEME}data" credential out. passwd-file now,
+// SQL or LDAP later; the SASL mechanisms only ever see this.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/result.h"
+#include "util/secret.h"
+
+namespace poplar::auth {
+
+struct stored_credential {
+    std::string user;             // canonical name as the database spells it; opens the maildrop
+    util::secret_string password; // "{SCHEME}data" (no prefix means CRYPT), see password_hash.h
+};
+
+// The database could not answer (file unreadable or unparsable, server down). Not the user's
+// fault: the client is told -ERR [SYS/TEMP] (RFC 3206 §4) and may retry.
+struct temp_error {
+    std::string message;  // for the admin's log; never sent to the client
+};
+
+class passdb {
+public:
+    virtual ~passdb() = default;
+
+    // The credential for `user` (exact, case-sensitive match, like Dovecot's default), nullopt
+    // when there is no such user. Thread-safe: called from every worker at once. May block.
+    virtual result<std::optional<stored_credential>, temp_error> lookup(std::string_view user) = 0;
+
+    // A stored string, made from a random password, that costs what a typical account here costs
+    // to verify (same scheme and parameters as the most common one). Unknown users are verified
+    // against it and then refused, so they take as long as a wrong password (popa3d's rule).
+    // Thread-safe.
+    virtual std::string timing_dummy() const = 0;
+};
+
+}  // namespace poplar::auth

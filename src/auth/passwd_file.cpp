@@ -1,0 +1,319 @@
+// passwd-file parsing, change detection and the timing dummy for unknown users.
+#include "auth/passwd_file.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/password_hash.h"
+#include "util/text.h"
+
+namespace poplar::auth {
+
+namespace {
+
+// What identifies one version of the file. mtime alone can miss two writes within the clock's
+// granularity; size and ctime catch most of those, the inode catches "write new file, rename".
+struct file_key {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    timespec mtime{};
+    timespec ctime{};
+
+    static file_key of(const struct stat& st) {
+        return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+    }
+    bool operator==(const file_key& o) const noexcept {
+        return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+               mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec &&
+               ctime.tv_nsec == o.ctime.tv_nsec;
+    }
+};
+
+struct entry {
+    util::secret_string password;
+    std::size_t line = 0;
+};
+
+// One parsed version of the file. Immutable once built, shared by readers through shared_ptr so a
+// reload never pulls an entry out from under a lookup in progress.
+struct snapshot {
+    std::map<std::string, entry, std::less<>> users;
+    std::string timing_dummy;
+};
+
+// strerror() may share a static buffer between threads; GNU strerror_r does not.
+std::string errno_text(int err) {
+    char buf[256];
+    return ::strerror_r(err, buf, sizeof buf);
+}
+
+std::string quoted(std::string_view user) { return "'" + util::log_escape(user, 64) + "'"; }
+
+// The file as bytes, plus the identity of what was read. The buffer holds secrets: callers wipe it.
+struct file_bytes {
+    std::string data;
+    file_key key;
+    mode_t mode = 0;
+};
+
+result<file_bytes, std::string> read_file(const std::filesystem::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        const int err = errno;  // before anything that allocates
+        return unexpected(path.string() + ": cannot open: " + errno_text(err));
+    }
+    file_bytes out;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return unexpected(path.string() + ": cannot stat: " + errno_text(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return unexpected(path.string() + ": not a regular file");
+    }
+    out.key = file_key::of(st);
+    out.mode = st.st_mode;
+    char buf[16 * 1024];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            const int err = errno;
+            ::close(fd);
+            OPENSSL_cleanse(buf, sizeof buf);
+            util::wipe(out.data);
+            return unexpected(path.string() + ": read error: " + errno_text(err));
+        }
+        if (n == 0) {
+            break;
+        }
+        out.data.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return out;
+}
+
+// Picks the stored string whose cost is the most common in the file (first user of that cost
+// class on ties) and makes the dummy from it, so an unknown user costs what most wrong passwords
+// cost. With no verifiable users, the default SHA512-CRYPT cost stands in.
+result<std::string, std::string> build_timing_dummy(const snapshot& snap) {
+    std::unordered_map<std::string, std::size_t> counts;
+    std::vector<std::pair<std::string, std::string_view>> first_of;  // class -> first stored string
+    std::map<std::size_t, std::string_view> by_line;                 // file order, for "first"
+    for (const auto& [name, e] : snap.users) {
+        by_line.emplace(e.line, e.password.view());
+    }
+    for (const auto& [line, stored] : by_line) {
+        std::string cls = cost_family(stored);
+        if (cls.empty()) {
+            continue;
+        }
+        if (counts[cls]++ == 0) {
+            first_of.emplace_back(std::move(cls), stored);
+        }
+    }
+    std::string_view best;
+    std::size_t best_count = 0;
+    for (const auto& [cls, stored] : first_of) {
+        if (counts[cls] > best_count) {
+            best_count = counts[cls];
+            best = stored;
+        }
+    }
+    if (best_count > 0) {
+        return make_timing_dummy(best);
+    }
+    unsigned char random[24];
+    if (RAND_bytes(random, sizeof random) != 1) {
+        return unexpected(std::string("no random bytes (OpenSSL RAND_bytes failed)"));
+    }
+    std::string password(reinterpret_cast<const char*>(random), sizeof random);
+    for (char& c : password) {
+        c = static_cast<char>('a' + static_cast<unsigned char>(c) % 26);  // crypt(3) needs no NUL
+    }
+    auto out = hash_password(scheme::sha512_crypt, password);
+    util::wipe(password);
+    OPENSSL_cleanse(random, sizeof random);
+    return out;
+}
+
+result<std::shared_ptr<const snapshot>, std::string> parse(const std::filesystem::path& path,
+                                                           std::string_view data) {
+    auto snap = std::make_shared<snapshot>();
+    const std::string where = path.string() + ":";
+    std::size_t line_no = 0;
+    std::size_t pos = 0;
+    while (pos < data.size()) {
+        const auto nl = data.find('\n', pos);
+        std::string_view line = data.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        pos = nl == std::string_view::npos ? data.size() : nl + 1;
+        ++line_no;
+        const std::string at = where + std::to_string(line_no) + ": ";
+        if (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);  // files edited on Windows
+        }
+        const auto first = line.find_first_not_of(" \t");
+        if (first == std::string_view::npos || line[first] == '#') {
+            continue;
+        }
+        if (line.find('\0') != std::string_view::npos) {
+            return unexpected(at + "contains a NUL byte");
+        }
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos) {
+            return unexpected(at + "expected user:password[:uid:gid:gecos:home:shell:extra_fields]");
+        }
+        const std::string_view user = line.substr(0, colon);
+        if (user.empty()) {
+            return unexpected(at + "empty user name");
+        }
+        std::string_view password = line.substr(colon + 1);
+        password = password.substr(0, password.find(':'));
+        if (!password.empty() && password.front() == '{') {
+            const auto close = password.find('}');
+            if (close == std::string_view::npos) {
+                return unexpected(at + "password of " + quoted(user) + " starts with '{' but has no '}'");
+            }
+            const std::string_view label = password.substr(1, close - 1);
+            if (!parse_scheme(label)) {
+                return unexpected(at + "unsupported password scheme {" + util::log_escape(label, 32) + "} for " +
+                                  quoted(user));
+            }
+        }
+        if (const auto it = snap->users.find(user); it != snap->users.end()) {
+            return unexpected(at + "duplicate user " + quoted(user) + " (first on line " +
+                              std::to_string(it->second.line) + ")");
+        }
+        if (password.empty()) {
+            // Not an error (the line may exist for other tools), but nobody can log in as this user.
+            spdlog::warn("{}{}: user {} has no password; logins are refused", where, line_no, quoted(user));
+        }
+        snap->users.emplace(std::string(user), entry{util::secret_string(std::string(password)), line_no});
+    }
+    auto dummy = build_timing_dummy(*snap);
+    if (!dummy) {
+        return unexpected(path.string() + ": cannot make the timing dummy hash: " + dummy.error());
+    }
+    snap->timing_dummy = std::move(*dummy);
+    return std::shared_ptr<const snapshot>(std::move(snap));
+}
+
+struct loaded {
+    std::shared_ptr<const snapshot> snap;
+    file_key key;
+};
+
+result<loaded, std::string> load_version(const std::filesystem::path& path) {
+    auto bytes = read_file(path);
+    if (!bytes) {
+        return unexpected(std::move(bytes.error()));
+    }
+    if ((bytes->mode & (S_IROTH | S_IWOTH)) != 0) {
+        spdlog::warn("{}: readable or writable by every local user; chmod o= it", path.string());
+    }
+    auto snap = parse(path, bytes->data);
+    util::wipe(bytes->data);
+    if (!snap) {
+        return unexpected(std::move(snap.error()));
+    }
+    return loaded{std::move(*snap), bytes->key};
+}
+
+}  // namespace
+
+struct passwd_file::state {
+    std::filesystem::path path;
+    mutable std::mutex mu;
+    // Guarded by mu.
+    std::shared_ptr<const snapshot> current;
+    file_key current_key;
+    // The version that last failed to load and why, so a broken file is not re-parsed on every
+    // login (which would let clients make the server re-read it at will) but is as soon as it changes.
+    std::optional<std::pair<file_key, std::string>> failed;
+};
+
+passwd_file::passwd_file(std::unique_ptr<state> s) : state_(std::move(s)) {}
+passwd_file::passwd_file(passwd_file&&) noexcept = default;
+passwd_file& passwd_file::operator=(passwd_file&&) noexcept = default;
+passwd_file::~passwd_file() = default;
+
+result<passwd_file, std::string> passwd_file::load(const std::filesystem::path& path) {
+    auto first = load_version(path);
+    if (!first) {
+        return unexpected(std::move(first.error()));
+    }
+    auto s = std::make_unique<state>();
+    s->path = path;
+    s->current = std::move(first->snap);
+    s->current_key = first->key;
+    return passwd_file(std::move(s));
+}
+
+result<std::optional<stored_credential>, temp_error> passwd_file::lookup(std::string_view user) {
+    std::shared_ptr<const snapshot> snap;
+    {
+        // stat() under the lock: a stat taken before another thread's reload would look like a
+        // change and re-read the file for nothing. Held across a reload too, so concurrent logins
+        // wait for the new version instead of each parsing the file (and hashing a dummy).
+        const std::lock_guard lock(state_->mu);
+        struct stat st {};
+        if (::stat(state_->path.c_str(), &st) != 0) {
+            const int err = errno;
+            return unexpected(temp_error{state_->path.string() + ": cannot stat: " + errno_text(err)});
+        }
+        const file_key key = file_key::of(st);
+        if (!(key == state_->current_key)) {
+            if (state_->failed && state_->failed->first == key) {
+                return unexpected(temp_error{state_->failed->second});
+            }
+            auto next = load_version(state_->path);
+            if (!next) {
+                spdlog::error("passwd-file not reloaded, logins fail until it is fixed: {}", next.error());
+                state_->failed.emplace(key, next.error());
+                return unexpected(temp_error{std::move(next.error())});
+            }
+            spdlog::info("{}: reloaded, {} users", state_->path.string(), next->snap->users.size());
+            state_->current = std::move(next->snap);
+            state_->current_key = next->key;
+            state_->failed.reset();
+        }
+        snap = state_->current;
+    }
+    const auto it = snap->users.find(user);
+    if (it == snap->users.end()) {
+        return std::optional<stored_credential>{};
+    }
+    return std::optional<stored_credential>(
+        stored_credential{it->first, util::secret_string(std::string(it->second.password.view()))});
+}
+
+std::string passwd_file::timing_dummy() const {
+    const std::lock_guard lock(state_->mu);
+    return state_->current->timing_dummy;
+}
+
+std::size_t passwd_file::user_count() const {
+    const std::lock_guard lock(state_->mu);
+    return state_->current->users.size();
+}
+
+const std::filesystem::path& passwd_file::path() const noexcept { return state_->path; }
+
+}  // namespace poplar::auth

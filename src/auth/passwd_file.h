@@ -1,0 +1,49 @@
+// The Dovecot-format passwd-file user database: "user:{SCHEME}hash:uid:gid:gecos:home:shell:extra".
+//
+// Only the first two fields are used; the rest are Dovecot userdb fields, accepted so an existing
+// Dovecot file loads unchanged. The file is re-read when it changes on disk, so `poplar pw` plus
+// an editor takes effect without a restart.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/passdb.h"
+#include "util/result.h"
+
+namespace poplar::auth {
+
+class passwd_file final : public passdb {
+public:
+    // Reads and checks the whole file. Errors name the file and line: "/etc/poplar/passwd:7:
+    // duplicate user 'bob' (first on line 3)", "...: cannot open: Permission denied". Lines are
+    // "user:password[:ignored...]"; '#' comment lines and blank lines are skipped; a password
+    // without "{SCHEME}" is CRYPT; an unknown "{SCHEME}" is an error here rather than a silent
+    // per-user login failure later. Also makes the timing dummy (one hash computation).
+    static result<passwd_file, std::string> load(const std::filesystem::path& path);
+
+    passwd_file(passwd_file&&) noexcept;
+    passwd_file& operator=(passwd_file&&) noexcept;
+    ~passwd_file() override;
+
+    // Before answering, checks whether the file changed (inode, size, mtime, ctime) and if so
+    // re-reads it. A file that became unreadable or malformed gives temp_error (fail closed: a
+    // half-written file must not lock out or let in the wrong users) until it is fixed.
+    result<std::optional<stored_credential>, temp_error> lookup(std::string_view user) override;
+    std::string timing_dummy() const override;
+
+    // Users in the version of the file currently in memory.
+    std::size_t user_count() const;
+    const std::filesystem::path& path() const noexcept;
+
+private:
+    struct state;
+    explicit passwd_file(std::unique_ptr<state> s);
+    std::unique_ptr<state> state_;
+};
+
+}  // namespace poplar::auth
