@@ -17,15 +17,14 @@ bool constant_time_equals(std::string_view a, std::string_view b) noexcept;
 class secret_string {
 public:
     secret_string() = default;
-    explicit secret_string(std::string s) : s_(std::move(s)) {}
+    explicit secret_string(std::string s) { take(s); }
     secret_string(const secret_string&) = delete;
     secret_string& operator=(const secret_string&) = delete;
-    secret_string(secret_string&& o) noexcept : s_(std::move(o.s_)) { o.s_.clear(); }
+    secret_string(secret_string&& o) noexcept { take(o.s_); }
     secret_string& operator=(secret_string&& o) noexcept {
         if (this != &o) {
             wipe(s_);
-            s_ = std::move(o.s_);
-            o.s_.clear();
+            take(o.s_);
         }
         return *this;
     }
@@ -35,6 +34,21 @@ public:
     bool empty() const noexcept { return s_.empty(); }
 
 private:
+    // Takes the bytes of `from` and leaves none of them behind. Moving a std::string that fits
+    // its small-string buffer copies the bytes and zeroes only the first one in the source, so a
+    // short password would survive in the moved-from object: short strings are copied (they fit
+    // our buffer, so nothing allocates) and the source wiped; long ones hand over their heap
+    // buffer, which leaves no copy.
+    void take(std::string& from) noexcept {
+        if (from.size() <= s_.capacity()) {
+            s_.assign(from);
+            wipe(from);
+        } else {
+            s_ = std::move(from);
+            from.clear();
+        }
+    }
+
     std::string s_;
 };
 
