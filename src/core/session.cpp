@@ -137,16 +137,20 @@ step session::authorization_command(const command& cmd) {
 }
 
 step session::transaction_command(const command& cmd) {
-    bad_commands_ = 0;
+    // Only a valid command ends a run of bad ones; a wrong-state command is itself a bad one.
+    const auto valid = [this](step s) {
+        bad_commands_ = 0;
+        return s;
+    };
     switch (cmd.what) {
-        case verb::stat: return reply_only(ok(fmt::format("{} {}", live_count_, live_size_)));
-        case verb::list: return cmd_list_or_uidl(cmd, false);
-        case verb::uidl: return cmd_list_or_uidl(cmd, true);
-        case verb::retr: return cmd_retr_or_top(cmd, false);
-        case verb::top: return cmd_retr_or_top(cmd, true);
-        case verb::dele: return cmd_dele(cmd);
-        case verb::noop: return reply_only(ok());
-        case verb::rset: return cmd_rset();
+        case verb::stat: return valid(reply_only(ok(fmt::format("{} {}", live_count_, live_size_))));
+        case verb::list: return valid(cmd_list_or_uidl(cmd, false));
+        case verb::uidl: return valid(cmd_list_or_uidl(cmd, true));
+        case verb::retr: return valid(cmd_retr_or_top(cmd, false));
+        case verb::top: return valid(cmd_retr_or_top(cmd, true));
+        case verb::dele: return valid(cmd_dele(cmd));
+        case verb::noop: return valid(reply_only(ok()));
+        case verb::rset: return valid(cmd_rset());
         default: return bad_command(err("command not valid in this state"));
     }
 }
