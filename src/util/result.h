@@ -12,8 +12,12 @@
 
 namespace poplar {
 
+// A constructor rather than an aggregate: `unexpected(e)` on an aggregate needs C++20
+// parenthesised aggregate initialisation with CTAD, which clang only has from version 16/17
+// (the fuzz build uses clang 14). `unexpected{e}` works either way.
 template <class E>
 struct unexpected {
+    explicit unexpected(E e) : error(std::move(e)) {}
     E error;
 };
 
