@@ -289,3 +289,33 @@ def test_files_in_tmp_and_dotfiles_are_not_messages(small_env):
         f.write(b"Subject: dotfile\n\n")
     with small_env.server() as srv, login(srv, "bob") as c:
         assert c.cmd("STAT").startswith(b"+OK 4 ")
+
+
+def test_quit_reports_removal_failure(small_env):
+    with small_env.server() as srv, login(srv, "bob") as c:
+        by_msn = fetch_all(c)
+        assert c.cmd("DELE 1") == b"+OK message 1 deleted\r\n"
+        assert c.cmd("DELE 2") == b"+OK message 2 deleted\r\n"
+        # Make message 1 impossible to unlink: swap its file for a non-empty directory.
+        target = next(p for p, m in small_env.maildirs["bob"].items() if m.wire == by_msn[1])
+        os.unlink(target)
+        os.mkdir(target)
+        with open(os.path.join(target, "keep"), "w") as f:
+            f.write("x")
+        assert c.cmd("QUIT") == b"-ERR [SYS/TEMP] some deleted messages were not removed\r\n"
+        c.assert_closed()
+    assert os.path.isdir(target)
+    other = next(p for p, m in small_env.maildirs["bob"].items() if m.wire == by_msn[2])
+    assert not os.path.exists(other), "the removable message is removed"
+
+
+def test_maildir_not_a_directory_is_sys_perm(env):
+    env.write_passwd({"demo": "{PLAIN}demo-secret", "erin": "{PLAIN}erin-secret"})
+    env.fill("demo", corpus.small_messages()[:2])
+    with open(env.maildir("erin"), "w") as f:
+        f.write("a file where the Maildir should be")
+    with env.server() as srv, srv.connect() as c:
+        c.greeting()
+        assert c.cmd("USER erin") == b"+OK\r\n"
+        assert c.cmd("PASS erin-secret") == b"-ERR [SYS/PERM] maildrop unavailable\r\n"
+        c.login("demo")

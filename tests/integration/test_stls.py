@@ -77,6 +77,7 @@ def test_tls_min_version_enforced(small_env):
             assert c.sock.version() == "TLSv1.3"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_tls_1_1_refused_by_default(small_env):
     with small_env.server() as srv:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
