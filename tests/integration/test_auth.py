@@ -268,3 +268,23 @@ def test_database_outage_is_not_logged_as_client_auth_failure(small_env):
         assert c.cmd("QUIT") == b"+OK signing off\r\n"
     banned = [l for l in srv.log().splitlines() if re.search(r"auth failed: .* rip=127\.0\.0\.1", l)]
     assert banned == [], "fail2ban would count this outage against the client:\n" + "\n".join(banned)
+
+
+def test_log_lines_cannot_be_forged_by_user_names(small_env):
+    with small_env.server({"auth": {"max_failures": 10}}) as srv:
+        with srv.connect() as c:
+            c.greeting()
+            evil = ['x" rip=10.9.8.7 mech=PLAIN reason="y', "a\x1b[2Jb", "z\x00 rip=10.9.8.7", "\xff\xfe"]
+            for name in evil:
+                raw = name.encode("latin-1")
+                assert c.cmd(b"AUTH PLAIN " + base64.b64encode(b"\0" + raw + b"\0pw")) == INVALID
+        srv.wait_log(r"auth failed: .*")
+        lines = [l for l in srv.log().splitlines() if "auth failed:" in l]
+        assert len(lines) == len(evil)
+        for l in lines:
+            # fail2ban's failregex "auth failed: .* rip=<HOST>" must find the real peer only.
+            hosts = re.findall(r"auth failed: .* rip=(\S+)", l)
+            assert hosts == ["127.0.0.1"], l
+            # the quoted field cannot be closed early: a '"' inside it is escaped
+            assert re.fullmatch(r'.* auth failed: user="(?:[^"\\]|\\.)*" rip=127\.0\.0\.1 mech=PLAIN reason="[^"]*"', l), l
+            assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", l), f"raw control bytes in log: {l!r}"

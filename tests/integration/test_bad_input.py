@@ -266,3 +266,40 @@ def test_disconnect_mid_retr_of_big_message(full_env):
             match_corpus(fetch_all(c), msgs)
             assert c.cmd("QUIT") == b"+OK signing off\r\n"
     assert full_env.files("demo") == before
+
+
+def test_line_length_boundary(small_env):
+    with small_env.server() as srv, srv.connect() as c:
+        c.greeting()
+        # docs/protocol.md: a line longer than 512 octets is too long; limits.h: "a command line is
+        # at most 255 octets including CRLF ... we accept twice that". So 510 + CRLF is the longest.
+        assert c.cmd(b"X" * 510) == b"-ERR unknown command\r\n"
+        assert c.cmd(b"X" * 511) == b"-ERR line too long\r\n"
+        assert c.cmd("CAPA").startswith(b"+OK")
+        c.read_multiline_raw()
+
+
+def test_sasl_response_too_long(small_env):
+    with small_env.server() as srv, srv.connect() as c:
+        c.greeting()
+        assert c.cmd("AUTH PLAIN") == b"+ \r\n"
+        assert c.cmd(b"QUFB" * 5000) == b"-ERR line too long\r\n"   # 20000 octets > 16 KiB
+        # The exchange is over; the next line is a command again.
+        c.login()
+
+
+def test_top_with_large_line_counts(small_env):
+    msgs = corpus.small_messages()
+    with small_env.server() as srv:
+        c = logged_in(srv)
+        with c:
+            by_msn = match_corpus(fetch_all(c), msgs)
+            n = next(k for k, m in by_msn.items() if m.name == "top_lines")
+            for count in ("9999999999", "4294967296", "4294967295"):
+                assert c.cmd(f"TOP {n} {count}") == b"+OK top of message follows\r\n"
+                assert c.read_multiline_raw() == corpus.retr_reply_body(by_msn[n].wire)
+            r = c.cmd(f"TOP {n} 99999999999999999999")
+            if r == b"+OK top of message follows\r\n":
+                assert c.read_multiline_raw() == corpus.retr_reply_body(by_msn[n].wire)
+            else:
+                assert r == b"-ERR invalid line count\r\n", r

@@ -319,3 +319,86 @@ def test_maildir_not_a_directory_is_sys_perm(env):
         assert c.cmd("USER erin") == b"+OK\r\n"
         assert c.cmd("PASS erin-secret") == b"-ERR [SYS/PERM] maildrop unavailable\r\n"
         c.login("demo")
+
+
+def test_new_message_during_session_is_not_visible_until_next(small_env):
+    with small_env.server() as srv:
+        with login(srv, "bob") as c:
+            stat = c.cmd("STAT")
+            uids = uidl_map(c)
+            new = corpus.Message("new", b"From: n@test.invalid\n\nnew\n")
+            small_env.add_message("bob", new, 300)
+            assert c.cmd("STAT") == stat
+            assert uidl_map(c) == uids
+            assert c.cmd("LIST 5") == b"-ERR no such message\r\n"
+            assert c.cmd("QUIT") == b"+OK signing off\r\n"
+        with login(srv, "bob") as c:
+            assert c.cmd("STAT").startswith(b"+OK 5 ")
+            after = uidl_map(c)
+            assert {k: v for k, v in after.items() if k <= 4} == uids or set(uids.values()) <= set(after.values())
+
+
+def _rename_to_cur(path, flags):
+    d, name = os.path.split(path)
+    base = name.split(":", 1)[0]
+    new_path = os.path.join(os.path.dirname(d), "cur", base + ":2," + flags)
+    os.rename(path, new_path)
+    return new_path
+
+
+def test_uidl_survives_new_to_cur_and_flag_changes(small_env):
+    # Another agent (an IMAP server, a MUA) moves new/ to cur/ and changes flags; the message is
+    # the same, so POP3 clients must not download it again (RFC 1939 §7: UIDL is persistent).
+    with small_env.server() as srv:
+        before = content_by_uid(srv, "bob")
+        for path in list(small_env.maildirs["bob"]):
+            if "/new/" in path:
+                _rename_to_cur(path, "S")
+            else:
+                _rename_to_cur(path, "RS")
+        assert content_by_uid(srv, "bob") == before
+
+
+def test_message_renamed_during_session_is_still_served_and_deleted(small_env):
+    with small_env.server() as srv, login(srv, "bob") as c:
+        by_msn = fetch_all(c)
+        renamed = {}
+        for path, m in list(small_env.maildirs["bob"].items()):
+            renamed[m.wire] = _rename_to_cur(path, "FS" if "/cur/" in path else "S")
+        # The files moved (flags changed by another agent) but none vanished.
+        for n, wire in by_msn.items():
+            assert c.cmd(f"RETR {n}") == b"+OK %d octets\r\n" % len(wire), n
+            assert c.read_multiline_raw() == corpus.retr_reply_body(wire)
+        assert c.cmd("DELE 1") == b"+OK message 1 deleted\r\n"
+        assert c.cmd("QUIT") == b"+OK signing off\r\n"
+    assert not os.path.exists(renamed[by_msn[1]]), "DELE + QUIT must remove the renamed file"
+    assert len(small_env.files("bob")) == 3
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_with_stalled_downloads_exits_within_grace(full_env):
+    srv = full_env.server({"server": {"shutdown_grace": "2s"}}).start()
+    stalled = []
+    for _ in range(5):
+        c = srv.connect()
+        c.greeting()
+        c.login()
+        first, raw = c.cmd_multi("LIST")
+        sizes = {int(l.split()[0]): int(l.split()[1]) for l in raw.split(b"\r\n")[:-2]}
+        big_n = max(sizes, key=sizes.get)
+        c.send(b"RETR %d\r\n" % big_n)  # and never read: the server's writes stall
+        stalled.append(c)
+    time.sleep(0.5)
+    t = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    try:
+        srv.proc.wait(timeout=10)
+    except Exception:
+        pass
+    elapsed = time.monotonic() - t
+    for c in stalled:
+        c.close()
+    rc = srv.stop()
+    assert elapsed < 2 + 2, f"exit took {elapsed:.1f}s with a 2s grace period"
+    srv.assert_clean(rc)
+    assert len(full_env.files("demo")) == 13
