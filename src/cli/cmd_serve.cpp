@@ -15,23 +15,25 @@ namespace poplar::cli {
 
 namespace {
 
-void print_demo_help(const std::filesystem::path& state_dir) {
+void print_demo_help(const std::filesystem::path& state_dir, const config::config& cfg) {
     std::string password;
     std::ifstream in(state_dir / "demo-password");
     std::getline(in, password);
     const std::string cert = (state_dir / "tls" / "cert.pem").string();
-    std::fprintf(stderr,
-                 "\n"
-                 "poplar demo server (no --config given; embedded default in %s)\n"
-                 "  account:   demo / %s\n"
-                 "  POP3+STLS: 127.0.0.1:1110    POP3S: 127.0.0.1:1995 (self-signed: %s)\n"
-                 "  try:\n"
-                 "    curl --cacert %s pop3s://localhost:1995/ -u 'demo:%s'\n"
-                 "    curl --cacert %s pop3s://localhost:1995/1 -u 'demo:%s'\n"
-                 "    curl --ssl-reqd --cacert %s pop3://localhost:1110/ -u 'demo:%s'\n"
-                 "  stop with Ctrl-C. Config to copy and edit: %s\n\n",
-                 state_dir.c_str(), password.c_str(), cert.c_str(), cert.c_str(), password.c_str(), cert.c_str(),
-                 password.c_str(), cert.c_str(), password.c_str(), (state_dir / "poplar.toml").c_str());
+    std::string help = fmt::format("\npoplar demo server (no --config given; embedded default in {})\n"
+                                   "  account: demo / {}\n",
+                                   state_dir.string(), password);
+    // The ports come from the (possibly edited) config, not from the defaults written into it.
+    for (const config::endpoint& ep : cfg.pop3s) {
+        help += fmt::format("  POP3S {}:  curl --cacert {} pop3s://localhost:{}/ -u 'demo:{}'\n", ep.to_string(),
+                            cert, ep.port, password);
+    }
+    for (const config::endpoint& ep : cfg.pop3) {
+        help += fmt::format("  POP3 {} (STLS):  curl --ssl-reqd --cacert {} pop3://localhost:{}/1 -u 'demo:{}'\n",
+                            ep.to_string(), cert, ep.port, password);
+    }
+    help += fmt::format("  Stop with Ctrl-C. The config to copy and edit: {}\n\n", (state_dir / "poplar.toml").string());
+    std::fputs(help.c_str(), stderr);
 }
 
 }  // namespace
@@ -62,7 +64,7 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
     try {
         net::server srv(cfg, *rt.auth, *rt.store);
         if (!config_file) {
-            print_demo_help(state_dir);
+            print_demo_help(state_dir, cfg);
         }
         srv.run();
     } catch (const config::config_error& e) {

@@ -5,6 +5,7 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -136,7 +137,7 @@ public:
 
     std::filesystem::path path(std::string_view value) const {
         std::filesystem::path p(value);
-        return p.is_absolute() ? p : base_ / p;
+        return (p.is_absolute() ? p : base_ / p).lexically_normal();
     }
 
     void readable_file(const std::filesystem::path& p, std::string_view key) const {
@@ -205,7 +206,11 @@ std::optional<endpoint> parse_endpoint(std::string_view text) {
         ep.host = std::string(text.substr(0, colon));
         port = text.substr(colon + 1);
     }
-    if (ep.host.empty()) {
+    // An IP literal, not a name: a listener must not depend on DNS at start-up, and `check`
+    // must reject exactly what `serve` cannot bind.
+    unsigned char addr[16];
+    if (ep.host.empty() || (::inet_pton(AF_INET, ep.host.c_str(), addr) != 1 &&
+                            ::inet_pton(AF_INET6, ep.host.c_str(), addr) != 1)) {
         return std::nullopt;
     }
     unsigned value = 0;
@@ -366,7 +371,8 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
 
 config load_file(const std::filesystem::path& path) {
     std::error_code ec;
-    const std::filesystem::path abs = std::filesystem::absolute(path, ec);
+    // Normalised, so "./poplar.toml" gives "/dir/mail/%u", not "/dir/./mail/%u".
+    const std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
     FILE* f = std::fopen(path.c_str(), "rb");
     if (f == nullptr) {
         throw config_error(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));

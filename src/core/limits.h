@@ -44,6 +44,10 @@ inline constexpr std::chrono::seconds default_idle_timeout_transaction{600};
 // the timer is shorter (Dovecot's login process uses 60 s as well).
 inline constexpr std::chrono::seconds default_idle_timeout_authorization{60};
 
+// Before login the idle timer restarts on every command, so a client sending CAPA forever would
+// hold a connection slot forever; no real client needs longer than this to log in.
+inline constexpr std::chrono::seconds max_unauthenticated_session{300};
+
 // A peer that accepts no bytes for this long while we send a reply is gone (or attacking with a
 // zero TCP window); it is disconnected without touching the maildrop.
 inline constexpr std::chrono::seconds default_write_timeout{300};

@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "util/secret.h"
+
 namespace poplar::core {
 
 line_framer::line_framer(std::size_t max_line) : max_line_(max_line) {}
@@ -81,6 +83,7 @@ void line_framer::discard_buffered() {
 void line_framer::shrink() {
     if (begin_ == end_) {
         begin_ = end_ = scanned_ = 0;
+        util::wipe(std::span<char>(buf_));
         std::vector<char>().swap(buf_);
     }
 }

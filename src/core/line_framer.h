@@ -39,7 +39,8 @@ public:
     // Drops everything buffered: after STLS, bytes sent before the handshake must not run as
     // commands afterwards (RFC 2595 §3.1, CVE-2021-38542).
     void discard_buffered();
-    // Frees the buffer's memory when nothing is buffered, so idle sessions stay small.
+    // Frees the buffer's memory when nothing is buffered, so idle sessions stay small. The bytes
+    // are wiped first: they held PASS and AUTH lines.
     void shrink();
 
 private:

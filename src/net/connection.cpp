@@ -49,7 +49,9 @@ std::string make_apop_timestamp(const std::string& hostname) {
     for (unsigned char b : r) {
         v = (v << 8) | b;
     }
-    return fmt::format("<{:016x}.{:x}@{}>", v, static_cast<unsigned>(::getpid()), hostname);
+    // RFC 1939's example carries the process id; poplar leaves it out (it tells an attacker
+    // nothing useful, so it need not be there) and uses 64 random bits instead.
+    return fmt::format("<{:016x}@{}>", v, hostname);
 }
 
 const char* reason_text(int r) {
@@ -194,10 +196,11 @@ asio::awaitable<void> connection::run() {
         asio::error_code ec;
         co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
         if (ec) {
-            spdlog::debug("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
+            spdlog::info("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
             reason_ = timed_out_ ? end_reason::timeout : end_reason::error;
             tls_.reset();
             co_await close_transport();
+            log_session_end();
             co_return;
         }
     }
@@ -234,7 +237,13 @@ asio::awaitable<void> connection::run() {
             break;
         }
         framer_.shrink();
-        arm_deadline(session_->idle_is_transaction() ? ctx_.timeouts.idle : ctx_.timeouts.login);
+        if (session_->idle_is_transaction()) {
+            arm_deadline(ctx_.timeouts.idle);
+        } else {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                started_ + limits::max_unauthenticated_session - std::chrono::steady_clock::now());
+            arm_deadline(std::max(std::chrono::milliseconds(0), std::min(left, ctx_.timeouts.login)));
+        }
         asio::error_code ec;
         const std::size_t n = co_await read_some(framer_.prepare(read_chunk), ec);
         if (ec) {
@@ -281,8 +290,12 @@ asio::awaitable<bool> connection::perform(core::step st) {
         auth::sasl_mechanism* mech = a->mechanism;
         auto job = [mech, resp = util::secret_string(std::move(a->response))]() { return mech->step(resp.view()); };
         auth::sasl_mechanism::step_result r = co_await ctx_.pool.async_run(std::move(job));
-        if (r.done && r.result.result != auth::verdict::success) {
+        if (r.done && r.result.result == auth::verdict::failure) {
             spdlog::info("auth failed: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
+                         peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
+        } else if (r.done && r.result.result == auth::verdict::temporary_failure) {
+            // Not "auth failed": fail2ban must not ban users because the user database is down.
+            spdlog::warn("auth unavailable: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
                          peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
         }
         core::step next = session_->on_auth_step(std::move(r));
@@ -377,8 +390,9 @@ asio::awaitable<bool> connection::start_tls() {
     if (!co_await flush()) {
         co_return false;
     }
-    // RFC 2595 §3.1 / CVE-2021-38542: whatever the client pipelined after STLS was sent in the
-    // clear and may be an attacker's injection; it must not run inside the TLS session.
+    // STARTTLS command injection (RFC 7457 §2.2; CVE-2011-0411 and its POP3 relatives such as
+    // CVE-2021-38542): whatever arrived after STLS was sent in the clear, possibly injected by a
+    // man in the middle; it must not run inside the TLS session (RFC 2595 §4).
     framer_.discard_buffered();
     tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *ctx_.tls);
     arm_deadline(ctx_.timeouts.login);

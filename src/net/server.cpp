@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <functional>
 #include <thread>
 
 #include "core/reply.h"
@@ -187,12 +188,25 @@ void server::run() {
         spdlog::info("listening: {}", l->name);
         asio::co_spawn(io_, accept_loop(*l), asio::detached);
     }
+    // SIGHUP would kill the process by default; configuration reload is not implemented yet, so
+    // it is logged and ignored rather than dropping every session without a goodbye.
+    asio::signal_set hangup(io_, SIGHUP);
+    std::function<void(asio::error_code, int)> on_hup = [&](asio::error_code ec, int) {
+        if (ec) {
+            return;
+        }
+        spdlog::warn("received SIGHUP: configuration reload is not supported yet; ignored");
+        hangup.async_wait(on_hup);
+    };
+    hangup.async_wait(on_hup);
     asio::signal_set signals(io_, SIGINT, SIGTERM);
-    signals.async_wait([this](asio::error_code ec, int signo) {
+    signals.async_wait([this, &hangup](asio::error_code ec, int signo) {
         if (ec) {
             return;
         }
         spdlog::info("received signal {}", signo);
+        asio::error_code ignored;
+        hangup.cancel(ignored);
         begin_shutdown();
         // Wait for sessions to say goodbye, at most shutdown_grace, then stop the loop.
         asio::co_spawn(io_, [this]() -> asio::awaitable<void> {

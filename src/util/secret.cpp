@@ -12,6 +12,12 @@ void wipe(std::string& s) noexcept {
     s.clear();
 }
 
+void wipe(std::span<char> bytes) noexcept {
+    if (!bytes.empty()) {
+        OPENSSL_cleanse(bytes.data(), bytes.size());
+    }
+}
+
 bool constant_time_equals(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size()) {
         return false;

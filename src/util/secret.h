@@ -1,6 +1,7 @@
 // Secrets in memory: wiped when no longer needed, compared in constant time.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -8,6 +9,7 @@ namespace poplar::util {
 
 // Overwrites the bytes of `s` in a way the optimiser may not remove (OPENSSL_cleanse), then clears.
 void wipe(std::string& s) noexcept;
+void wipe(std::span<char> bytes) noexcept;
 
 // Equality whose running time depends only on the lengths, not on where the inputs differ
 // (CRYPTO_memcmp), so comparing a digest leaks nothing to a timing attacker.

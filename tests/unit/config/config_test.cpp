@@ -56,6 +56,8 @@ TEST_F(config_test, minimal_config_gets_documented_defaults) {
     EXPECT_TRUE(c.pop3s.empty());
     EXPECT_FALSE(c.tls.has_value());
     EXPECT_EQ(c.storage.maildir, (dir_ / "mail/%u").string());  // relative to the config file
+    EXPECT_EQ(load(std::string(minimal).replace(std::string(minimal).find("mail/%u"), 7, "./mail/../m/%u")).storage.maildir,
+              (dir_ / "m/%u").string());  // normalised: no "." or ".." reaches the path template
     EXPECT_EQ(c.storage.locking, storage::lock_mode::snapshot);
     EXPECT_EQ(c.auth.passwd_file, dir_ / "users.passwd");
     EXPECT_EQ(c.policy.plaintext, core::plaintext_policy::loopback);
@@ -213,6 +215,9 @@ TEST(parse_endpoint, ipv4_ipv6_and_garbage) {
     EXPECT_FALSE(parse_endpoint("host:"));
     EXPECT_FALSE(parse_endpoint("host:1x"));
     EXPECT_FALSE(parse_endpoint("host:65536"));
+    EXPECT_FALSE(parse_endpoint("localhost:110"));  // `serve` cannot bind a name: `check` refuses it
+    EXPECT_FALSE(parse_endpoint("[fe80::1%eth0]:110"));
+    EXPECT_FALSE(parse_endpoint("1.2.3:110"));
 }
 
 }  // namespace
