@@ -394,7 +394,7 @@ class PoplarServer:
 # ---------------------------------------------------------------------------------------------
 # A raw POP3 client: exact bytes in, exact bytes out, every operation bounded.
 
-GREETING_APOP_RE = re.compile(rb"^\+OK poplar ready (<[0-9a-fA-F]+\.[0-9a-fA-F]+@test\.invalid>)\r\n$")
+GREETING_APOP_RE = re.compile(rb"^\+OK poplar ready (<[0-9a-f]{16}@test\.invalid>)\r\n$")
 
 
 def client_tls_context(cafile):
