@@ -1,0 +1,326 @@
+// The Maildir backend's store and maildrop: open, session locks, reading and removing messages.
+#include "storage/maildir/maildir_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <ctime>
+#include <optional>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "storage/maildir/maildir_sync.h"
+#include "storage/maildir/posix_file.h"
+#include "storage/maildir/uid_index.h"
+#include "util/text.h"
+
+namespace poplar::storage::maildir {
+
+namespace {
+
+// Permissions problems and impossible paths will not fix themselves; the rest (EIO, ENOSPC,
+// EDQUOT, a file system remounted read-only after an error) may.
+errc classify_setup_errno(int err) {
+    switch (err) {
+    case EACCES:
+    case EPERM:
+    case ENOTDIR:
+    case ELOOP:
+    case ENAMETOOLONG:
+        return errc::permanent;
+    default:
+        return errc::temporary;
+    }
+}
+
+// mkdir -p with mode 0700 (mail is private; the MDA running as the same user can still deliver).
+result<void, int> make_directories(const std::string& path) {
+    std::size_t pos = 0;
+    while (pos != std::string::npos) {
+        pos = path.find('/', pos + 1);
+        const std::string prefix = path.substr(0, pos);
+        if (prefix.empty() || prefix.back() == '/') {
+            continue;
+        }
+        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+            return unexpected{errno};
+        }
+    }
+    return {};
+}
+
+// Opens the Maildir root, creating it and its cur/, new/ and tmp/ as needed.
+result<unique_fd, error> open_maildir(const std::string& path) {
+    auto root = open_at(AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY);
+    if (!root && root.error() == ENOENT) {
+        if (auto made = make_directories(path); !made) {
+            return unexpected{errno_error(classify_setup_errno(made.error()), "cannot create Maildir", path, made.error())};
+        }
+        root = open_at(AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY);
+    }
+    if (!root) {
+        return unexpected{errno_error(classify_setup_errno(root.error()), "cannot open Maildir", path, root.error())};
+    }
+    for (const char* sub : {"cur", "new", "tmp"}) {
+        if (::mkdirat(root->get(), sub, 0700) != 0 && errno != EEXIST) {
+            const int err = errno;
+            return unexpected{errno_error(classify_setup_errno(err), std::string{"cannot create "} + sub + "/ in", path, err)};
+        }
+    }
+    return std::move(*root);
+}
+
+// RFC 1939 §8: an exclusive session holds LOCK_EX for its lifetime. Snapshot sessions take
+// LOCK_SH, so they coexist with each other but never with an exclusive session (should the two
+// modes ever meet, for instance during a configuration change). flock() locks belong to the open
+// file description, so two sessions in one process conflict just like two processes do.
+result<unique_fd, error> take_session_lock(int root_fd, lock_mode mode, const std::string& path) {
+    auto fd = open_lock_file(root_fd, session_lock_file);
+    if (!fd) {
+        return unexpected{errno_error(errc::temporary, "cannot open session lock in", path, fd.error())};
+    }
+    const int operation = (mode == lock_mode::exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+    while (::flock(fd->get(), operation) != 0) {
+        if (errno == EWOULDBLOCK) {
+            return unexpected{error{errc::in_use, "maildir " + path + " is locked by another session"}};
+        }
+        if (errno != EINTR) {
+            return unexpected{errno_error(errc::temporary, "cannot lock", path, errno)};
+        }
+    }
+    return std::move(*fd);
+}
+
+result<unique_fd, error> take_index_lock(int root_fd, std::chrono::milliseconds timeout, std::string_view path) {
+    auto fd = open_lock_file(root_fd, uid_index_lock_file);
+    if (!fd) {
+        return unexpected{errno_error(errc::temporary, "cannot open uid index lock in", path, fd.error())};
+    }
+    if (auto locked = flock_with_timeout(fd->get(), LOCK_EX, timeout); !locked) {
+        if (locked.error() == EWOULDBLOCK) {
+            return unexpected{error{errc::temporary, "timed out waiting for the uid index lock of " + std::string{path}}};
+        }
+        return unexpected{errno_error(errc::temporary, "cannot lock uid index in", path, locked.error())};
+    }
+    return std::move(*fd);
+}
+
+// Streams one message file with plain read(2); the caller picks the chunk size.
+class maildir_message_source final : public message_source {
+public:
+    maildir_message_source(unique_fd fd, std::string log_name) : fd_(std::move(fd)), log_name_(std::move(log_name)) {}
+
+    result<std::size_t, error> read(std::span<char> buf) override {
+        for (;;) {
+            const ssize_t n = ::read(fd_.get(), buf.data(), buf.size());
+            if (n >= 0) {
+                return static_cast<std::size_t>(n);
+            }
+            if (errno != EINTR) {
+                return unexpected{errno_error(errc::temporary, "cannot read message", log_name_, errno)};
+            }
+        }
+    }
+
+private:
+    unique_fd fd_;
+    std::string log_name_;
+};
+
+class maildir_maildrop final : public maildrop {
+public:
+    maildir_maildrop(std::string path, unique_fd root, unique_fd session_lock, maildir_snapshot snapshot,
+                     sync_options sync, std::chrono::milliseconds index_lock_timeout)
+        : path_(std::move(path)),
+          root_(std::move(root)),
+          session_lock_(std::move(session_lock)),
+          snapshot_(std::move(snapshot)),
+          sync_(std::move(sync)),
+          index_lock_timeout_(index_lock_timeout) {}
+
+    std::span<const message_info> messages() const override { return snapshot_.infos; }
+
+    result<std::unique_ptr<message_source>, error> open_message(std::size_t index) override {
+        assert(index < snapshot_.messages.size());
+        if (index >= snapshot_.messages.size()) {
+            return unexpected{error{errc::permanent, "message index out of range"}};
+        }
+        // A file that vanished may only have been renamed (moved to cur/, flags changed): look
+        // it up again by base name. Twice, in case it moves again in between.
+        for (int attempt = 0;; ++attempt) {
+            const located_message& m = snapshot_.messages[index];
+            if (m.gone) {
+                return unexpected{error{errc::temporary, "message " + log_name(m) + " is no longer in the Maildir"}};
+            }
+            const std::string relative = snapshot_.relative_path(m);
+            auto fd = open_at(root_.get(), relative.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+            if (fd) {
+                struct stat st {};
+                if (::fstat(fd->get(), &st) != 0) {
+                    return unexpected{errno_error(errc::temporary, "cannot stat message", log_name(m), errno)};
+                }
+                if (!S_ISREG(st.st_mode)) {
+                    return unexpected{error{errc::temporary, "message " + log_name(m) + " is not a regular file"}};
+                }
+                return std::unique_ptr<message_source>{std::make_unique<maildir_message_source>(std::move(*fd), log_name(m))};
+            }
+            if (fd.error() != ENOENT || attempt == 2) {
+                return unexpected{errno_error(errc::temporary, "cannot open message", log_name(m), fd.error())};
+            }
+            if (auto r = relocate_messages(root_.get(), path_, sync_, snapshot_); !r) {
+                return unexpected{std::move(r.error())};
+            }
+        }
+    }
+
+    result<void, error> remove(std::span<const std::size_t> indices) override {
+        std::vector<std::uint32_t> removed;
+        removed.reserve(indices.size());
+        bool unlinked_from[2] = {false, false};
+        std::optional<error> failure;
+        for (const std::size_t index : indices) {
+            assert(index < snapshot_.messages.size());
+            if (index >= snapshot_.messages.size()) {
+                continue;
+            }
+            if (auto r = remove_one(index, unlinked_from); r) {
+                removed.push_back(snapshot_.messages[index].uid);
+            } else if (!failure) {
+                failure = std::move(r.error());
+            }
+        }
+        // The unlinks are durable only once the directories are (RFC 1939 §6: a message
+        // reported deleted must not come back after a crash).
+        for (const subdir d : {subdir::new_dir, subdir::cur_dir}) {
+            if (!unlinked_from[static_cast<int>(d)]) {
+                continue;
+            }
+            auto dir = open_at(root_.get(), subdir_name(d), O_RDONLY | O_DIRECTORY);
+            auto synced = dir ? fsync_fd(dir->get()) : result<void, int>{unexpected{dir.error()}};
+            if (!synced && !failure) {
+                failure = errno_error(errc::temporary, std::string{"cannot fsync "} + subdir_name(d) + "/ of", path_,
+                                      synced.error());
+            }
+        }
+        forget(removed);
+        if (failure) {
+            return unexpected{std::move(*failure)};
+        }
+        return {};
+    }
+
+private:
+    std::string log_name(const located_message& m) const {
+        return path_ + "/" + util::log_escape(snapshot_.relative_path(m), 512);
+    }
+
+    // Unlinks one message; success if it is gone (by us or by someone else).
+    result<void, error> remove_one(std::size_t index, bool (&unlinked_from)[2]) {
+        for (int attempt = 0;; ++attempt) {
+            located_message& m = snapshot_.messages[index];
+            if (m.gone) {
+                return {};  // RFC 1939 §6 only asks that it be gone; another session removed it
+            }
+            const std::string relative = snapshot_.relative_path(m);
+            if (::unlinkat(root_.get(), relative.c_str(), 0) == 0) {
+                m.gone = true;
+                unlinked_from[static_cast<int>(m.file.dir)] = true;
+                return {};
+            }
+            const int err = errno;
+            if (err != ENOENT || attempt == 2) {
+                // After two rescans that still found it under a name that then vanished, the
+                // message is being renamed continually; report rather than claim it removed.
+                return unexpected{errno_error(errc::temporary, "cannot remove message", log_name(m), err)};
+            }
+            // One rescan relocates every message, so removing many already-gone messages costs
+            // one directory read, not one per message.
+            if (auto r = relocate_messages(root_.get(), path_, sync_, snapshot_); !r) {
+                return unexpected{std::move(r.error())};
+            }
+        }
+    }
+
+    // Drops removed messages from the index. Not essential (the next open drops records whose
+    // file is gone, and next_uid keeps uids from being reused), so failures are only logged.
+    void forget(std::vector<std::uint32_t>& uids) {
+        if (uids.empty()) {
+            return;
+        }
+        std::sort(uids.begin(), uids.end());
+        auto lock = take_index_lock(root_.get(), index_lock_timeout_, path_);
+        if (!lock) {
+            spdlog::warn("maildir {}: index not updated after removal: {}", path_, lock.error().detail);
+            return;
+        }
+        if (auto r = forget_uids(root_.get(), path_, uids); !r) {
+            spdlog::warn("maildir {}: index not updated after removal: {}", path_, r.error().detail);
+        }
+    }
+
+    std::string path_;
+    unique_fd root_;
+    unique_fd session_lock_;  // held, never used: closing it releases the session lock
+    maildir_snapshot snapshot_;
+    sync_options sync_;
+    std::chrono::milliseconds index_lock_timeout_;
+};
+
+std::uint32_t seconds_since_epoch() { return static_cast<std::uint32_t>(std::time(nullptr)); }
+
+}  // namespace
+
+maildir_store::maildir_store(std::string path_template_text, maildir_options options)
+    : template_(std::move(path_template_text)),
+      options_(std::move(options)),
+      counters_(std::make_shared<sync_counters>()) {
+    if (!options_.uidvalidity_source) {
+        options_.uidvalidity_source = seconds_since_epoch;
+    }
+    if (options_.max_messages == 0) {
+        options_.max_messages = default_max_messages;
+    }
+}
+
+result<std::unique_ptr<maildrop>, error> maildir_store::open(std::string_view user, lock_mode mode) {
+    auto path = template_.expand(user);
+    if (!path) {
+        return unexpected{std::move(path.error())};
+    }
+    auto root = open_maildir(*path);
+    if (!root) {
+        return unexpected{std::move(root.error())};
+    }
+    auto session_lock = take_session_lock(root->get(), mode, *path);
+    if (!session_lock) {
+        return unexpected{std::move(session_lock.error())};
+    }
+    const sync_options sync{options_.max_messages, options_.trust_directory_mtimes, options_.uidvalidity_source,
+                            counters_};
+    result<maildir_snapshot, error> snapshot = [&]() -> result<maildir_snapshot, error> {
+        auto index_lock = take_index_lock(root->get(), options_.index_lock_timeout, *path);
+        if (!index_lock) {
+            return unexpected{std::move(index_lock.error())};
+        }
+        return sync_maildir(root->get(), *path, sync);
+    }();  // the index lock is released here, before the session starts
+    if (!snapshot) {
+        return unexpected{std::move(snapshot.error())};
+    }
+    return std::unique_ptr<maildrop>{std::make_unique<maildir_maildrop>(std::move(*path), std::move(*root),
+                                                                        std::move(*session_lock), std::move(*snapshot),
+                                                                        sync, options_.index_lock_timeout)};
+}
+
+maildir_store::stats maildir_store::statistics() const noexcept {
+    return stats{counters_->sized_by_reading.load(std::memory_order_relaxed),
+                 counters_->directory_scans.load(std::memory_order_relaxed)};
+}
+
+}  // namespace poplar::storage::maildir
