@@ -76,6 +76,16 @@ std::optional<std::string> base64_decode(std::string_view text) {
     if (text.empty()) {
         return out;
     }
+    if (pad > 0) {
+        // RFC 4648 §3.5: the bits of the last character that fall after the last octet must be
+        // zero ("Zh==" is not "Zg=="); otherwise one octet string would have several encodings.
+        const char c = text[text.size() - pad - 1];
+        const int v = c >= 'a' ? c - 'a' + 26 : c >= 'A' ? c - 'A' : c >= '0' ? c - '0' + 52 : c == '+' ? 62 : 63;
+        const int unused_bits_mask = pad == 1 ? 0x03 : 0x0F;
+        if ((v & unused_bits_mask) != 0) {
+            return std::nullopt;
+        }
+    }
     const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                                   reinterpret_cast<const unsigned char*>(text.data()),
                                   static_cast<int>(text.size()));
