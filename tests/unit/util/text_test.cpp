@@ -104,6 +104,17 @@ TEST(Base64, RejectsBadPadding) {
     }
 }
 
+TEST(Base64, RejectsNonCanonicalPadBits) {
+    // RFC 4648 §3.5: the bits beyond the last full octet must be zero; text.h promises to reject
+    // anything that is not canonical, so each octet string has exactly one accepted encoding.
+    for (std::string_view bad : {"Zh==", "Zg=A", "Zm9=", "Zm+=", "AB==", "AAB="}) {
+        EXPECT_FALSE(base64_decode(bad)) << bad;
+    }
+    EXPECT_EQ(base64_decode("AA=="), std::string(1, '\0'));
+    EXPECT_EQ(base64_decode("AAA="), std::string(2, '\0'));
+    EXPECT_EQ(base64_decode("Zm8="), "fo");
+}
+
 TEST(Base64, RejectsBadCharacters) {
     for (std::string_view bad : {"Zm9v YmFy", " Zm9v", "Zm9v\n", "Zm9v\r\n", "Zm9-", "Zm9_", "Zm\x80v", "Zm.v",
                                  "*", "Zm9\t"}) {
