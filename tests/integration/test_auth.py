@@ -29,7 +29,7 @@ def test_user_pass_loopback_default(small_env):
         assert c.cmd("USER alice") == b"+OK\r\n"
         assert maildrop_ok(3).fullmatch(c.cmd("PASS " + USERS["alice"][1]))
         assert c.cmd("QUIT") == b"+OK signing off\r\n"
-    srv.wait_log(r'login: user="alice" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) tls=no')
+    srv.wait_log(r'login: user="alice" rip=127\.0\.0\.1 mech=USER tls=no')
     srv.wait_log(r'session end: user="alice" rip=127\.0\.0\.1 .*reason=quit')
 
 
@@ -54,7 +54,7 @@ def test_tls_only_refuses_plaintext_before_stls(small_env):
             assert c.cmd("USER demo") == b"+OK\r\n"
             assert maildrop_ok(12).fullmatch(c.cmd("PASS demo-secret"))
             assert c.cmd("QUIT") == b"+OK signing off\r\n"
-        srv.wait_log(r'login: user="demo" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) tls=yes')
+        srv.wait_log(r'login: user="demo" rip=127\.0\.0\.1 mech=USER tls=yes')
         with srv.connect(tls=True, cafile=small_env.cert) as c:
             c.greeting()
             assert c.cmd("AUTH PLAIN " + b64("\0bob\0bob-secret")).startswith(b"+OK maildrop has 4 ")
@@ -73,8 +73,8 @@ def test_bad_password_and_unknown_user(small_env):
             assert c.cmd("PASS whatever") == INVALID
             # Still in AUTHORIZATION; the right password works.
             c.login("demo")
-        srv.wait_log(r'auth failed: user="demo" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) reason="[^"]*"')
-        srv.wait_log(r'auth failed: user="nosuchuser" rip=127\.0\.0\.1 mech=(?:USER|PLAIN) reason="[^"]*"')
+        srv.wait_log(r'auth failed: user="demo" rip=127\.0\.0\.1 mech=USER reason="[^"]*"')
+        srv.wait_log(r'auth failed: user="nosuchuser" rip=127\.0\.0\.1 mech=USER reason="[^"]*"')
         # fail2ban's pattern
         assert len(re.findall(r"auth failed: .* rip=127\.0\.0\.1", srv.log())) == 2
         assert "wrong" not in srv.log() and "whatever" not in srv.log(), "passwords must not be logged"
@@ -139,7 +139,7 @@ def test_apop(small_env):
             assert c.cmd("APOP demo " + apop_digest(g, "wrong")) == INVALID
             # Upper-case hex is the same digest (RFC 1939 §7 shows lower case; be lenient or not,
             # but never accept a digest for another timestamp).
-            assert c.cmd("APOP demo " + apop_digest(b"+OK poplar ready <1.2@test.invalid>\r\n",
+            assert c.cmd("APOP demo " + apop_digest(b"+OK poplar ready <0123456789abcdef@test.invalid>\r\n",
                                                     "demo-secret")) == INVALID
         with srv.connect() as c:
             g = c.readline()

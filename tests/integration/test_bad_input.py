@@ -303,3 +303,47 @@ def test_top_with_large_line_counts(small_env):
                 assert c.read_multiline_raw() == corpus.retr_reply_body(by_msn[n].wire)
             else:
                 assert r == b"-ERR invalid line count\r\n", r
+
+
+def test_max_connections(small_env):
+    with small_env.server({"server": {"max_connections": 3}}) as srv:
+        held = []
+        for _ in range(3):
+            c = srv.connect()
+            c.greeting()
+            held.append(c)
+        with srv.connect() as extra:
+            assert extra.readline() == b"-ERR [SYS/TEMP] too many connections, try later\r\n"
+            extra.assert_closed()
+        host, port = srv.ports["pop3s"][0]
+        s = socket.create_connection((host, port), timeout=10)
+        s.settimeout(10)
+        try:
+            assert s.recv(100) == b"", "implicit TLS: closed without a reply"
+        except ConnectionResetError:
+            pass
+        s.close()
+        held.pop().close()
+        time.sleep(0.3)
+        with srv.connect() as c:
+            c.greeting()
+            c.login()
+        for c in held:
+            c.close()
+
+
+def test_write_timeout_drops_a_client_that_stops_reading(full_env):
+    with full_env.server({"pop3": {"write_timeout": "1s"}}) as srv:
+        c = srv.connect()
+        c.greeting()
+        c.login()
+        first, raw = c.cmd_multi("LIST")
+        sizes = {int(l.split()[0]): int(l.split()[1]) for l in raw.split(b"\r\n")[:-2]}
+        big_n = max(sizes, key=sizes.get)
+        assert c.cmd("DELE 1") == b"+OK message 1 deleted\r\n"
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send(b"RETR %d\r\nQUIT\r\n" % big_n)
+        srv.wait_log(r'session end: user="demo" .*reason=(?!quit)', timeout=15)
+        c.close()
+        assert srv.alive()
+    assert len(full_env.files("demo")) == 13

@@ -142,4 +142,48 @@ def test_ipv6_and_multiple_listeners(small_env):
         with c:
             c.greeting()
             c.login()  # ::1 counts as loopback for the plaintext policy
-        srv.wait_log(r'login: user="demo" rip=::1 mech=(?:USER|PLAIN) tls=yes')
+        srv.wait_log(r'login: user="demo" rip=::1 mech=USER tls=yes')
+
+
+MORE_BAD_CONFIGS = [
+    ({"listen": {"pop3": ["localhost:0"]}}, "pop3"),          # host names are refused
+    ({"tls": {"ciphers": "NO-SUCH-CIPHER"}}, "ciphers"),
+    ({"pop3": {"expire": "forever"}}, "expire"),
+    ({"pop3": {"expire": "123456"}}, "expire"),
+    ({"pop3": {"max_bad_commands": 0}}, "max_bad_commands"),
+    ({"server": {"max_connections": 0}}, "max_connections"),
+    ({"storage": {"maildir": "mail/%x"}}, "maildir"),
+]
+
+
+@pytest.mark.parametrize("overrides,key", MORE_BAD_CONFIGS, ids=[k for _, k in MORE_BAD_CONFIGS])
+def test_check_more_bad_configs(small_env, overrides, key):
+    r = check(small_env, overrides)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 1, (r.returncode, err)
+    assert key in err, err
+
+
+def test_check_key_does_not_match_certificate(small_env, tmp_path):
+    other_key = tmp_path / "other.key"
+    r = run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+             "-out", str(other_key)])
+    assert r.returncode == 0
+    r = check(small_env, {"tls": {"private_key": str(other_key)}})
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 1, err
+    assert "private_key" in err, err
+
+
+def test_sighup_does_not_stop_the_server(small_env):
+    import signal
+    with small_env.server() as srv:
+        with srv.connect() as c:
+            c.greeting()
+            c.login()
+            srv.proc.send_signal(signal.SIGHUP)
+            import time
+            time.sleep(0.3)
+            assert srv.alive()
+            assert c.cmd("STAT").startswith(b"+OK 12 ")
+            assert c.cmd("QUIT") == b"+OK signing off\r\n"

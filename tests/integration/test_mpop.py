@@ -92,7 +92,7 @@ def test_mpop_auth_methods(small_env, auth):
         r = run_mpop(small_env, rc)
         assert r.returncode == 0, r.stderr.decode(errors="replace")
         assert_same(maildir_contents(md), expected(msgs))
-    mech = {"user": "(?:USER|PLAIN)", "plain": "PLAIN", "login": "LOGIN", "apop": "APOP"}[auth]
+    mech = {"user": "USER", "plain": "PLAIN", "login": "LOGIN", "apop": "APOP"}[auth]
     srv.wait_log(rf'login: user="demo" rip=127\.0\.0\.1 mech={mech} tls=no')
 
 
