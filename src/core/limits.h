@@ -11,9 +11,11 @@
 namespace poplar::limits {
 
 // RFC 2449 §4: a command line is at most 255 octets including CRLF. Real clients send longer
-// USER/PASS lines (long passwords, e-mail addresses as user names), so we accept twice that and
-// reject anything longer with -ERR, discarding the whole line so it never becomes two commands.
-inline constexpr std::size_t max_command_line = 512;
+// USER/PASS lines (long passwords, e-mail addresses as user names), so we accept about twice that:
+// 512 octets including CRLF. Like every line limit here it counts the line's content, the CRLF
+// not included (510 + CRLF = 512). Longer lines get -ERR and are discarded whole, so they never
+// become two commands.
+inline constexpr std::size_t max_command_line = 510;
 
 // RFC 5034 §4: SASL client responses are not bound by the 255-octet rule; OAuth 2.0 bearer
 // tokens (RFC 7628) are often several KiB. Only continuation lines of an AUTH exchange get this.
