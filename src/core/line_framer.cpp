@@ -9,6 +9,9 @@ namespace poplar::core {
 
 line_framer::line_framer(std::size_t max_line) : max_line_(max_line) {}
 
+// The buffer held PASS and AUTH lines: wipe it whenever its memory is given back.
+line_framer::~line_framer() { util::wipe(std::span<char>(buf_)); }
+
 void line_framer::set_max_line(std::size_t max_line) { max_line_ = max_line; }
 
 std::span<char> line_framer::prepare(std::size_t n) {
@@ -23,7 +26,10 @@ std::span<char> line_framer::prepare(std::size_t n) {
             begin_ = 0;
         }
         if (buf_.size() - end_ < n) {
-            buf_.resize(end_ + n);
+            std::vector<char> bigger(end_ + n);
+            std::memcpy(bigger.data(), buf_.data(), end_);
+            util::wipe(std::span<char>(buf_));
+            buf_.swap(bigger);
         }
     }
     return {buf_.data() + end_, n};

@@ -18,6 +18,9 @@ namespace poplar::core {
 class line_framer {
 public:
     explicit line_framer(std::size_t max_line);
+    ~line_framer();
+    line_framer(const line_framer&) = delete;
+    line_framer& operator=(const line_framer&) = delete;
 
     // The limit for lines not yet returned (the SASL exchange raises it, limits.h).
     void set_max_line(std::size_t max_line);

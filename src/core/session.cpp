@@ -88,6 +88,9 @@ step session::bad_command(std::string reply) {
 }
 
 step session::on_line(std::string_view line) {
+    if (state_ == state::closed) {
+        return step{{}, {}, effect::close{}};  // nothing runs after QUIT or a forced close
+    }
     if (state_ == state::sasl) {
         return sasl_response(line);
     }

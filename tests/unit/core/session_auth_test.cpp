@@ -575,3 +575,23 @@ TEST(SessionQuit, InAuthorization) {
 
 }  // namespace
 }  // namespace poplar::test
+
+namespace poplar::test {
+namespace {
+
+// After QUIT (or any forced close) the session runs nothing more, even if the connection were to
+// feed it lines still buffered from a pipelining client.
+TEST(SessionClosed, LinesAfterQuitRunNothing) {
+    fake_authenticator auth;
+    core::session s({}, loopback_facts(), auth, "<1@x>");
+    EXPECT_EQ(s.on_line("QUIT").reply, "+OK signing off\r\n");
+    for (const char* line : {"USER u", "PASS p", "CAPA", "STAT", "QUIT"}) {
+        const core::step st = s.on_line(line);
+        EXPECT_EQ(st.reply, "") << line;
+        EXPECT_TRUE(std::holds_alternative<core::effect::close>(st.next)) << line;
+    }
+    EXPECT_TRUE(auth.responses.empty());
+}
+
+}  // namespace
+}  // namespace poplar::test
