@@ -11,11 +11,74 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace poplar::core {
+
+namespace detail {
+// The one place the line rule lives: splits stored bytes, across chunk boundaries, into line
+// content and line ends. A CR directly before LF belongs to the line end; any other CR is content.
+// Both the encoder and the size counter use it, so STAT/LIST can never disagree with RETR.
+class line_splitter {
+public:
+    // Calls on_content(std::string_view) for content bytes and on_end() -> bool at each line end;
+    // stops early (returning false) when on_end() returns false.
+    template <class Content, class End>
+    bool feed(std::string_view in, Content&& on_content, End&& on_end) {
+        std::size_t pos = 0;
+        if (pending_cr_ && !in.empty()) {
+            pending_cr_ = false;
+            if (in.front() != '\n') {
+                on_content(std::string_view("\r"));
+            }
+        }
+        while (pos < in.size()) {
+            const char* start = in.data() + pos;
+            const std::size_t avail = in.size() - pos;
+            const void* lf = std::memchr(start, '\n', avail);
+            if (lf == nullptr) {
+                std::size_t len = avail;
+                if (start[len - 1] == '\r') {
+                    pending_cr_ = true;  // a line end or content: the next byte decides
+                    --len;
+                }
+                if (len > 0) {
+                    on_content(std::string_view(start, len));
+                }
+                return true;
+            }
+            const std::size_t len = static_cast<std::size_t>(static_cast<const char*>(lf) - start);
+            std::size_t content = len;
+            if (content > 0 && start[content - 1] == '\r') {
+                --content;
+            }
+            if (content > 0) {
+                on_content(std::string_view(start, content));
+            }
+            pos += len + 1;
+            if (!on_end()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // At end of input: a CR that ended the last chunk was content after all.
+    template <class Content>
+    void finish(Content&& on_content) {
+        if (pending_cr_) {
+            pending_cr_ = false;
+            on_content(std::string_view("\r"));
+        }
+    }
+
+private:
+    bool pending_cr_ = false;
+};
+}  // namespace detail
 
 // Streaming encoder for RETR (all lines) and TOP (header, blank line, then n body lines).
 class message_encoder {
@@ -31,12 +94,14 @@ public:
     void finish(std::string& out);
 
 private:
+    void append_content(std::string_view content, std::string& out);
+    bool end_line(std::string& out);
+
+    detail::line_splitter splitter_;
     std::optional<std::uint64_t> body_lines_;
     std::uint64_t body_lines_sent_ = 0;
-    bool at_line_start_ = true;
-    bool pending_cr_ = false;   // a CR ended the previous chunk; its meaning depends on the next byte
-    bool in_body_ = false;      // past the blank line ending the header
-    bool line_empty_ = true;    // current line has no content bytes yet (to find the blank line)
+    bool at_line_start_ = true;  // no content yet on the current line (so an empty line, so far)
+    bool in_body_ = false;       // past the blank line ending the header
     bool done_ = false;
 };
 
@@ -47,8 +112,8 @@ public:
     std::uint64_t finish();
 
 private:
+    detail::line_splitter splitter_;
     std::uint64_t size_ = 0;
-    bool pending_cr_ = false;
     bool at_line_start_ = true;
 };
 
