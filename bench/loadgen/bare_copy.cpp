@@ -101,6 +101,7 @@ run_result bare_copy(const options& opt) {
     });
 
     const double cpu0 = self_cpu_s();
+    r.machine_before = sample_machine();
     const auto start = std::chrono::steady_clock::now();
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
@@ -137,6 +138,7 @@ run_result bare_copy(const options& opt) {
     r.sessions = 1;
     r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     r.loadgen_cpu_s = self_cpu_s() - cpu0;
+    r.machine_after = sample_machine();
     return r;
 }
 

@@ -152,6 +152,26 @@ tree_sample sample_trees(const std::vector<int>& roots, bool with_pss) {
     return out;
 }
 
+machine_sample sample_machine() {
+    machine_sample m;
+    std::string text;
+    if (!read_file("/proc/stat", text) || text.compare(0, 4, "cpu ") != 0) {
+        return m;
+    }
+    // "cpu  user nice system idle iowait irq softirq steal guest guest_nice" (clock ticks)
+    std::uint64_t f[10] = {};
+    const char* p = text.c_str() + 4;
+    for (std::uint64_t& v : f) {
+        char* end = nullptr;
+        v = std::strtoull(p, &end, 10);
+        p = end;
+    }
+    static const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    m.busy_s = static_cast<double>(f[0] + f[1] + f[2] + f[5] + f[6]) / ticks;
+    m.steal_s = static_cast<double>(f[7]) / ticks;
+    return m;
+}
+
 double self_cpu_s() {
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);

@@ -25,4 +25,13 @@ tree_sample sample_trees(const std::vector<int>& roots, bool with_pss);
 // This process's own CPU time (getrusage), user + system.
 double self_cpu_s();
 
+// The whole machine's busy CPU time so far (all cores, from /proc/stat: user, nice, system, irq,
+// softirq) and the time the hypervisor stole. A run's busy time minus the server's and the load
+// generator's is what other processes took: the benchmark's noise, reported with every run.
+struct machine_sample {
+    double busy_s = 0;
+    double steal_s = 0;
+};
+machine_sample sample_machine();
+
 }  // namespace loadgen

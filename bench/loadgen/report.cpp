@@ -75,6 +75,7 @@ struct derived {
     double server_cpu_s = 0, server_cpu_per_session_ms = 0, loadgen_cpu_per_session_ms = 0;
     double idle_rss_per_session = 0, idle_pss_per_session = 0;  // bytes
     double retr_mb_per_s_median = 0, retr_mb_per_s_best = 0;
+    double other_cpu_s = 0, steal_s = 0;  // CPU other processes took during the run (noise)
 };
 
 derived derive(const options& opt, run_result& r) {
@@ -98,6 +99,9 @@ derived derive(const options& opt, run_result& r) {
         d.idle_pss_per_session =
             (static_cast<double>(r.server_held.pss_bytes) - static_cast<double>(r.server_before.pss_bytes)) / n;
     }
+    d.other_cpu_s = std::max(0.0, (r.machine_after.busy_s - r.machine_before.busy_s) - r.loadgen_cpu_s -
+                                      (opt.server_pids.empty() ? 0.0 : d.server_cpu_s));
+    d.steal_s = r.machine_after.steal_s - r.machine_before.steal_s;
     d.retr_mb_per_s_median = median(r.retr_mb_per_s);
     if (!r.retr_mb_per_s.empty()) {
         d.retr_mb_per_s_best = *std::max_element(r.retr_mb_per_s.begin(), r.retr_mb_per_s.end());
@@ -144,6 +148,8 @@ std::string human_report(const options& opt, run_result& r) {
         line("TLS", r.cipher);
     }
     line("loadgen CPU", fmt::format("{:.2f} s ({:.3f} ms/session)", r.loadgen_cpu_s, d.loadgen_cpu_per_session_ms));
+    line("other processes' CPU", fmt::format("{:.2f} s ({:.0f}% of one core; hypervisor steal {:.2f} s)", d.other_cpu_s,
+                                              r.elapsed_s > 0 ? 100 * d.other_cpu_s / r.elapsed_s : 0.0, d.steal_s));
     if (!opt.server_pids.empty()) {
         line("server CPU", fmt::format("{:.2f} s ({:.3f} ms/session)", d.server_cpu_s, d.server_cpu_per_session_ms));
         line("server RSS before/after/peak",
@@ -185,8 +191,8 @@ std::string json_report(const options& opt, run_result& r) {
                      d.sessions_per_s, r.messages, d.messages_per_s, r.retr_wire_bytes, d.mb_per_s);
     o += fmt::format(R"("latency_ms":{},"login_ms":{},"ready_ms":{},"cipher":{},)", json_percentiles(d.latency),
                      json_percentiles(d.login), json_percentiles(d.ready), json_string(r.cipher));
-    o += fmt::format(R"("loadgen_cpu_s":{:.4f},"loadgen_cpu_per_session_ms":{:.4f},)", r.loadgen_cpu_s,
-                     d.loadgen_cpu_per_session_ms);
+    o += fmt::format(R"("loadgen_cpu_s":{:.4f},"loadgen_cpu_per_session_ms":{:.4f},"other_cpu_s":{:.3f},"steal_s":{:.3f},)",
+                     r.loadgen_cpu_s, d.loadgen_cpu_per_session_ms, d.other_cpu_s, d.steal_s);
     o += fmt::format(R"("server":{{"measured":{},"cpu_s":{:.4f},"cpu_per_session_ms":{:.4f},"rss_peak_bytes":{},)",
                      opt.server_pids.empty() ? "false" : "true", d.server_cpu_s, d.server_cpu_per_session_ms,
                      r.server_rss_peak);

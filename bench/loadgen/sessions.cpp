@@ -287,6 +287,7 @@ run_result run(const options& opt, const asio::ip::tcp::endpoint& server, asio::
         total.server_before = sample_trees(opt.server_pids, true);
     }
     const double cpu0 = self_cpu_s();
+    total.machine_before = sample_machine();
     sh.start = clock_type::now();
     sh.stop_starting = opt.duration_s ? sh.start + std::chrono::duration_cast<clock_type::duration>(
                                                        std::chrono::duration<double>(*opt.duration_s))
@@ -362,6 +363,7 @@ run_result run(const options& opt, const asio::ip::tcp::endpoint& server, asio::
     }
     total.elapsed_s = std::chrono::duration<double>(clock_type::now() - sh.start).count();
     total.loadgen_cpu_s = self_cpu_s() - cpu0;
+    total.machine_after = sample_machine();
     if (measure) {
         total.server_after = sample_trees(opt.server_pids, true);
         total.server_rss_peak = std::max(total.server_rss_peak, total.server_after.rss_bytes);

@@ -37,6 +37,8 @@ struct run_result {
     tree_sample server_after;
     std::uint64_t server_rss_peak = 0;
     double loadgen_cpu_s = 0;
+    machine_sample machine_before;
+    machine_sample machine_after;
 
     // idle
     std::uint64_t idle_logged_in = 0;
