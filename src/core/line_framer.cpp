@@ -27,7 +27,9 @@ std::span<char> line_framer::prepare(std::size_t n) {
         }
         if (buf_.size() - end_ < n) {
             std::vector<char> bigger(end_ + n);
-            std::memcpy(bigger.data(), buf_.data(), end_);
+            if (end_ > 0) {  // an empty vector's data() may be null, which memcpy must not get
+                std::memcpy(bigger.data(), buf_.data(), end_);
+            }
             util::wipe(std::span<char>(buf_));
             buf_.swap(bigger);
         }
