@@ -10,8 +10,9 @@
 
 namespace poplar::auth {
 
-credential_checker::credential_checker(std::shared_ptr<passdb> db, password_verifier verify)
-    : db_(std::move(db)), verify_(std::move(verify)) {
+credential_checker::credential_checker(std::shared_ptr<passdb> db, password_verifier verify,
+                                       std::shared_ptr<verification_cache> cache)
+    : db_(std::move(db)), verify_(std::move(verify)), cache_(std::move(cache)) {
     assert(db_ != nullptr && verify_ != nullptr);
 }
 
@@ -44,9 +45,17 @@ outcome credential_checker::check(std::string_view user, std::string_view passwo
         return out;
     }
     const stored_credential& credential = **found;
+    if (cache_ && cache_->matches(credential.user, credential.password.view(), password)) {
+        out.result = verdict::success;  // verified against this very hash within the cache TTL
+        out.user = credential.user;
+        return out;
+    }
     const verify_status status = verify_(credential.password.view(), password);
     switch (status) {
     case verify_status::match:
+        if (cache_) {
+            cache_->remember(credential.user, credential.password.view(), password);
+        }
         out.result = verdict::success;
         out.user = credential.user;
         return out;

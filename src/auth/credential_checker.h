@@ -11,6 +11,7 @@
 #include "auth/passdb.h"
 #include "auth/password_hash.h"
 #include "auth/sasl_mechanism.h"
+#include "auth/verification_cache.h"
 
 namespace poplar::auth {
 
@@ -19,7 +20,9 @@ using password_verifier = std::function<verify_status(std::string_view stored, s
 
 class credential_checker {
 public:
-    explicit credential_checker(std::shared_ptr<passdb> db, password_verifier verify = check_password);
+    // `cache` (optional) skips the hash for a password verified recently (verification_cache.h).
+    explicit credential_checker(std::shared_ptr<passdb> db, password_verifier verify = check_password,
+                                std::shared_ptr<verification_cache> cache = nullptr);
 
     // success with the canonical user name; failure with the attempted name and a log reason
     // ("unknown user", "password mismatch", ...); temporary_failure when the passdb cannot answer.
@@ -31,6 +34,7 @@ public:
 private:
     std::shared_ptr<passdb> db_;
     password_verifier verify_;
+    std::shared_ptr<verification_cache> cache_;
 };
 
 }  // namespace poplar::auth

@@ -6,8 +6,9 @@
 
 namespace poplar::auth {
 
-passdb_authenticator::passdb_authenticator(std::shared_ptr<passdb> db, password_verifier verify)
-    : checker_(std::make_shared<const credential_checker>(std::move(db), std::move(verify))) {}
+passdb_authenticator::passdb_authenticator(std::shared_ptr<passdb> db, password_verifier verify,
+                                           std::shared_ptr<verification_cache> cache)
+    : checker_(std::make_shared<const credential_checker>(std::move(db), std::move(verify), std::move(cache))) {}
 
 std::vector<mechanism_info> passdb_authenticator::mechanisms() const {
     return {{"PLAIN", true}, {"LOGIN", true}};

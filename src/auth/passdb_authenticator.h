@@ -15,7 +15,8 @@ namespace poplar::auth {
 class passdb_authenticator final : public authenticator {
 public:
     // `verify` is check_password() except in tests, which observe the timing-dummy verification.
-    explicit passdb_authenticator(std::shared_ptr<passdb> db, password_verifier verify = check_password);
+    explicit passdb_authenticator(std::shared_ptr<passdb> db, password_verifier verify = check_password,
+                                  std::shared_ptr<verification_cache> cache = nullptr);
 
     // PLAIN then LOGIN, both marked sends_plaintext: the password crosses the wire readably, so
     // the core offers them only over TLS unless the admin allows plaintext logins.

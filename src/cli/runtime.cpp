@@ -20,7 +20,12 @@ runtime assemble(const config::config& cfg) {
         throw config::config_error("auth.passwd_file: " + users.error());
     }
     rt.users = std::make_shared<auth::passwd_file>(std::move(users.value()));
-    rt.auth = std::make_unique<auth::passdb_authenticator>(rt.users);
+    std::shared_ptr<auth::verification_cache> cache;
+    if (cfg.auth.cache_ttl.count() > 0 && cfg.auth.cache_size > 0) {
+        cache = std::make_shared<auth::verification_cache>(
+            auth::verification_cache_options{cfg.auth.cache_ttl, cfg.auth.cache_size});
+    }
+    rt.auth = std::make_unique<auth::passdb_authenticator>(rt.users, auth::check_password, std::move(cache));
     try {
         rt.store = std::make_unique<storage::maildir::maildir_store>(cfg.storage.maildir);
     } catch (const std::invalid_argument& e) {

@@ -308,7 +308,8 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
 
     const toml::table* auth = r.table(root, "auth");
     if (auth != nullptr) {
-        r.only_keys(*auth, "auth", {"passwd_file", "plaintext", "apop", "failure_delay", "max_failures"});
+        r.only_keys(*auth, "auth",
+                    {"passwd_file", "plaintext", "apop", "failure_delay", "max_failures", "cache_ttl", "cache_size"});
     }
     auto passwd = r.string(auth, "auth", "passwd_file");
     if (!passwd) {
@@ -330,6 +331,10 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
     c.policy.auth_failure_delay = r.duration(auth, "auth", "failure_delay", std::chrono::milliseconds(0),
                                              std::chrono::seconds(60))
                                       .value_or(c.policy.auth_failure_delay);
+    c.auth.cache_ttl = r.duration(auth, "auth", "cache_ttl", std::chrono::milliseconds(0), std::chrono::hours(24))
+                           .value_or(c.auth.cache_ttl);
+    c.auth.cache_size =
+        static_cast<std::size_t>(r.integer(auth, "auth", "cache_size", 0, 10'000'000).value_or(100'000));
     c.policy.max_auth_failures = static_cast<unsigned>(
         r.integer(auth, "auth", "max_failures", 1, 100).value_or(c.policy.max_auth_failures));
 

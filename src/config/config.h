@@ -47,6 +47,8 @@ struct storage_settings {
 
 struct auth_settings {
     std::filesystem::path passwd_file;
+    std::chrono::milliseconds cache_ttl{std::chrono::hours(1)};  // 0: no verification cache
+    std::size_t cache_size = 100'000;
 };
 
 struct timeouts {

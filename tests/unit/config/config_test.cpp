@@ -60,6 +60,8 @@ TEST_F(config_test, minimal_config_gets_documented_defaults) {
               (dir_ / "m/%u").string());  // normalised: no "." or ".." reaches the path template
     EXPECT_EQ(c.storage.locking, storage::lock_mode::snapshot);
     EXPECT_EQ(c.auth.passwd_file, dir_ / "users.passwd");
+    EXPECT_EQ(c.auth.cache_ttl, std::chrono::hours(1));
+    EXPECT_EQ(c.auth.cache_size, 100000u);
     EXPECT_EQ(c.policy.plaintext, core::plaintext_policy::loopback);
     EXPECT_TRUE(c.policy.apop);
     EXPECT_EQ(c.policy.expire, "NEVER");
@@ -96,6 +98,8 @@ plaintext = "tls-only"
 apop = false
 failure_delay = "500ms"
 max_failures = 5
+cache_ttl = "0s"
+cache_size = 5000
 [pop3]
 expire = "30"
 login_delay = 900
@@ -125,6 +129,8 @@ level = "debug"
     EXPECT_FALSE(c.policy.apop);
     EXPECT_EQ(c.policy.auth_failure_delay, std::chrono::milliseconds(500));
     EXPECT_EQ(c.policy.max_auth_failures, 5u);
+    EXPECT_EQ(c.auth.cache_ttl, std::chrono::milliseconds(0));
+    EXPECT_EQ(c.auth.cache_size, 5000u);
     EXPECT_EQ(c.policy.expire, "30");
     EXPECT_EQ(c.policy.login_delay, 900u);
     EXPECT_EQ(c.timeout.login, std::chrono::seconds(30));

@@ -1,0 +1,103 @@
+// Tests for the verification cache and its use by credential_checker: only successes are cached,
+// a changed stored hash invalidates, entries expire, the cache stays bounded.
+#include "auth/verification_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+
+#include "auth/credential_checker.h"
+
+namespace poplar::auth {
+namespace {
+
+struct fake_clock {
+    std::shared_ptr<verification_cache::clock::time_point> t =
+        std::make_shared<verification_cache::clock::time_point>(verification_cache::clock::time_point{});
+    verification_cache::clock::time_point operator()() const { return *t; }
+    void advance(std::chrono::milliseconds d) const { *t += d; }
+};
+
+TEST(VerificationCache, RemembersOnlyTheExactUserHashAndPassword) {
+    verification_cache c({std::chrono::hours(1), 10});
+    EXPECT_FALSE(c.matches("alice", "{PLAIN}a", "pw"));
+    c.remember("alice", "{PLAIN}a", "pw");
+    EXPECT_TRUE(c.matches("alice", "{PLAIN}a", "pw"));
+    EXPECT_FALSE(c.matches("alice", "{PLAIN}a", "pw2"));   // another password
+    EXPECT_FALSE(c.matches("alice", "{PLAIN}a", "p"));     // a prefix
+    EXPECT_FALSE(c.matches("alice", "{PLAIN}b", "pw"));    // the admin changed the stored hash
+    EXPECT_FALSE(c.matches("bob", "{PLAIN}a", "pw"));      // another user
+    EXPECT_FALSE(c.matches("alic", "{PLAIN}a", "epw"));    // fields cannot slide into each other
+}
+
+TEST(VerificationCache, EntriesExpire) {
+    fake_clock clock;
+    verification_cache c({std::chrono::seconds(60), 10}, clock);
+    c.remember("alice", "h", "pw");
+    clock.advance(std::chrono::seconds(59));
+    EXPECT_TRUE(c.matches("alice", "h", "pw"));
+    clock.advance(std::chrono::seconds(1));
+    EXPECT_FALSE(c.matches("alice", "h", "pw"));
+}
+
+TEST(VerificationCache, ZeroTtlDisables) {
+    verification_cache c({std::chrono::milliseconds(0), 10});
+    c.remember("alice", "h", "pw");
+    EXPECT_FALSE(c.matches("alice", "h", "pw"));
+    EXPECT_EQ(c.size(), 0u);
+}
+
+TEST(VerificationCache, StaysBounded) {
+    verification_cache c({std::chrono::hours(1), 3});
+    for (int i = 0; i < 100; ++i) {
+        c.remember("user" + std::to_string(i), "h", "pw");
+        EXPECT_LE(c.size(), 3u);
+    }
+    EXPECT_TRUE(c.matches("user99", "h", "pw"));  // the newest entry is always kept
+}
+
+// A one-user passdb whose stored hash the test can change, like an admin editing the file.
+class one_user_db final : public passdb {
+public:
+    result<std::optional<stored_credential>, temp_error> lookup(std::string_view user) override {
+        if (user != "alice") {
+            return std::optional<stored_credential>{};
+        }
+        return std::optional<stored_credential>(stored_credential{"alice", util::secret_string(stored)});
+    }
+    std::string timing_dummy() const override { return "{PLAIN}never"; }
+    std::string stored = "{PLAIN}secret";
+};
+
+TEST(CredentialCheckerWithCache, SuccessSkipsTheHashNextTimeButFailuresNeverDo) {
+    auto db = std::make_shared<one_user_db>();
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    password_verifier counting = [calls](std::string_view stored, std::string_view pw) {
+        ++*calls;
+        return check_password(stored, pw);
+    };
+    credential_checker checker(db, counting,
+                               std::make_shared<verification_cache>(verification_cache_options{}));
+
+    EXPECT_EQ(checker.check("alice", "secret").result, verdict::success);
+    EXPECT_EQ(calls->load(), 1);
+    EXPECT_EQ(checker.check("alice", "secret").result, verdict::success);
+    EXPECT_EQ(calls->load(), 1);  // served from the cache
+
+    // Every wrong guess still pays a full verification: the cache is no guessing shortcut.
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(checker.check("alice", "guess").result, verdict::failure);
+    }
+    EXPECT_EQ(calls->load(), 4);
+
+    // The admin changes the password: the old one stops working at once.
+    db->stored = "{PLAIN}new-secret";
+    EXPECT_EQ(checker.check("alice", "secret").result, verdict::failure);
+    EXPECT_EQ(calls->load(), 5);
+    EXPECT_EQ(checker.check("alice", "new-secret").result, verdict::success);
+    EXPECT_EQ(calls->load(), 6);
+}
+
+}  // namespace
+}  // namespace poplar::auth
