@@ -339,10 +339,56 @@ asio::awaitable<bool> connection::perform(core::step st) {
     co_return true;
 }
 
+namespace {
+
+struct chunk {
+    std::size_t bytes = 0;
+    bool eof = false;
+};
+
+// Reads until `buf` is full or the message ends, so that a message smaller than one chunk costs
+// one trip to the worker pool rather than one per read() plus one more to learn that it ended.
+result<chunk, storage::error> fill(storage::message_source& src, std::span<char> buf) {
+    chunk c;
+    while (c.bytes < buf.size()) {
+        auto got = src.read(buf.subspan(c.bytes));
+        if (!got) {
+            return unexpected(got.error());
+        }
+        if (got.value() == 0) {
+            c.eof = true;
+            break;
+        }
+        c.bytes += got.value();
+    }
+    return c;
+}
+
+struct opened_message {
+    std::unique_ptr<storage::message_source> source;
+    chunk first;
+};
+
+}  // namespace
+
 asio::awaitable<bool> connection::send_message(const core::effect::send_message& msg) {
     storage::maildrop* drop = session_->maildrop();
     const std::size_t index = msg.index;
-    auto open_job = [drop, index]() { return drop->open_message(index); };
+    auto buffer = std::make_unique<char[]>(limits::message_read_chunk);
+    const std::span<char> buf(buffer.get(), limits::message_read_chunk);
+    // Open and read the first chunk in one job: nothing is sent before it, so a message that
+    // vanished or cannot be read still gets a clean -ERR rather than a dropped connection.
+    auto open_job = [drop, index, buf]() -> result<opened_message, storage::error> {
+        auto source = drop->open_message(index);
+        if (!source) {
+            return unexpected(source.error());
+        }
+        auto first = fill(*source.value(), buf);
+        if (!first) {
+            return unexpected(first.error());
+        }
+        return opened_message{std::move(source.value()), first.value()};
+    };
     auto opened = co_await ctx_.pool.async_run(std::move(open_job));
     if (!opened) {
         spdlog::warn("message unavailable: user=\"{}\" rip={} msn={} error=\"{}\"", util::log_escape(session_->user()),
@@ -350,14 +396,20 @@ asio::awaitable<bool> connection::send_message(const core::effect::send_message&
         core::step next = session_->on_message_unavailable(opened.error());
         co_return co_await perform(std::move(next));
     }
-    std::unique_ptr<storage::message_source> source = std::move(opened.value());
+    std::unique_ptr<storage::message_source> source = std::move(opened.value().source);
+    chunk c = opened.value().first;
     out_ += msg.ok_line;
     core::message_encoder encoder(msg.top_lines);
-    auto chunk = std::make_unique<char[]>(limits::message_read_chunk);
     storage::message_source* src = source.get();
-    char* buf = chunk.get();
     while (true) {
-        auto read_job = [src, buf]() { return src->read(std::span<char>(buf, limits::message_read_chunk)); };
+        const bool more = encoder.feed(std::string_view(buf.data(), c.bytes), out_);
+        if (out_.size() >= limits::max_batched_output && !co_await flush()) {
+            co_return false;
+        }
+        if (!more || c.eof) {
+            break;
+        }
+        auto read_job = [src, buf]() { return fill(*src, buf); };
         auto got = co_await ctx_.pool.async_run(std::move(read_job));
         if (!got) {
             // +OK is already out: the only honest signal left is to drop the connection, so the
@@ -368,16 +420,7 @@ asio::awaitable<bool> connection::send_message(const core::effect::send_message&
             reason_ = end_reason::error;
             co_return false;
         }
-        if (got.value() == 0) {
-            break;
-        }
-        const bool more = encoder.feed(std::string_view(buf, got.value()), out_);
-        if (out_.size() >= limits::max_batched_output && !co_await flush()) {
-            co_return false;
-        }
-        if (!more) {
-            break;
-        }
+        c = got.value();
     }
     encoder.finish(out_);
     if (!msg.top_lines) {
