@@ -93,6 +93,10 @@ options parse_options(int argc, char** argv) {
         ->check(CLI::Range(1u, 100000u))
         ->capture_default_str();
     app.add_option("--threads", o.threads, "event-loop threads")->check(CLI::Range(1u, 64u))->capture_default_str();
+    app.add_option("--rate", o.rate,
+                   "full, login: start at most this many sessions per second (an open-loop background load); "
+                   "0 = as fast as the workers can")
+        ->check(CLI::Range(0.0, 1e6));
     app.add_option("--duration", duration, "seconds to keep starting sessions")->check(CLI::Range(0.001, 86400.0));
     app.add_option("--sessions", sessions, "sessions to run in total")->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100000000}));
     app.add_flag("--stat", o.stat,

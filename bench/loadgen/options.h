@@ -27,6 +27,7 @@ struct options {
     std::vector<credential> users;  // sessions pick them round-robin
     unsigned concurrency = 16;      // workers (full, login) or sessions held open (idle)
     unsigned threads = 1;           // event-loop threads, each with its own io_context
+    double rate = 0;                // full, login: at most this many session starts per second (0: no cap)
     std::optional<double> duration_s;        // stop starting sessions after this long
     std::optional<std::uint64_t> sessions;   // ... or after this many
     bool stat = false;              // login: STAT after logging in (measures "ready", see sessions.h)

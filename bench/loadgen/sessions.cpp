@@ -47,6 +47,7 @@ struct shared_run {
     clock_type::time_point stop_starting;  // --duration
     std::atomic<std::uint64_t> next_user{0};
     std::atomic<std::uint64_t> claimed{0};
+    std::atomic<std::uint64_t> paced{0};  // --rate: sessions given a start slot so far
     // idle
     std::atomic<std::uint64_t> idle_done{0};  // sessions that logged in or failed trying
     std::atomic<std::uint64_t> idle_ok{0};
@@ -80,6 +81,17 @@ asio::awaitable<void> session_worker(shared_run& sh, run_result& out) {
     const options& opt = sh.opt;
     std::vector<std::uint64_t> sizes;
     while (sh.claim()) {
+        if (opt.rate > 0) {
+            // Open loop: session n starts at start + n / rate, however long earlier ones take.
+            const auto n = static_cast<double>(sh.paced.fetch_add(1));
+            const auto due = sh.start + std::chrono::duration_cast<clock_type::duration>(
+                                            std::chrono::duration<double>(n / opt.rate));
+            if (due > clock_type::now()) {
+                asio::steady_timer pace(ex, due);
+                asio::error_code ignored;
+                co_await pace.async_wait(asio::redirect_error(use_awaitable, ignored));
+            }
+        }
         const credential& who = sh.pick_user();
         const auto t0 = clock_type::now();
         const auto deadline = t0 + sh.session_timeout();
