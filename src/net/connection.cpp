@@ -364,6 +364,27 @@ result<chunk, storage::error> fill(storage::message_source& src, std::span<char>
     return c;
 }
 
+// Reads what the page cache already holds, on the event loop, without blocking. bytes == 0 and
+// !eof means nothing was cached: the caller reads on the worker pool instead.
+result<chunk, storage::error> fill_cached(storage::message_source& src, std::span<char> buf) {
+    chunk c;
+    while (c.bytes < buf.size()) {
+        auto got = src.try_read_cached(buf.subspan(c.bytes));
+        if (!got) {
+            return unexpected(got.error());
+        }
+        if (!got.value()) {
+            break;  // the rest is not in memory
+        }
+        if (*got.value() == 0) {
+            c.eof = true;
+            break;
+        }
+        c.bytes += *got.value();
+    }
+    return c;
+}
+
 struct opened_message {
     std::unique_ptr<storage::message_source> source;
     chunk first;
@@ -409,8 +430,11 @@ asio::awaitable<bool> connection::send_message(const core::effect::send_message&
         if (!more || c.eof) {
             break;
         }
-        auto read_job = [src, buf]() { return fill(*src, buf); };
-        auto got = co_await ctx_.pool.async_run(std::move(read_job));
+        auto got = fill_cached(*src, buf);
+        if (got && got.value().bytes == 0 && !got.value().eof) {
+            auto read_job = [src, buf]() { return fill(*src, buf); };
+            got = co_await ctx_.pool.async_run(std::move(read_job));
+        }
         if (!got) {
             // +OK is already out: the only honest signal left is to drop the connection, so the
             // client sees no terminating "." and does not take a truncated message as whole.

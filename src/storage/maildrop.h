@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,8 +44,17 @@ struct message_info {
 class message_source {
 public:
     virtual ~message_source() = default;
-    // Reads up to buf.size() bytes; returns 0 at end of message.
+    // Reads up to buf.size() bytes; returns 0 at end of message. May block: worker pool only.
     virtual result<std::size_t, error> read(std::span<char> buf) = 0;
+
+    // Reads only what is already in memory (the page cache), never blocking, so the event loop
+    // can stream cached mail without a round trip to the worker pool for every chunk (those
+    // thread switches cost more CPU than the copying). nullopt: nothing could be read without
+    // blocking; use read() on the worker pool. 0 means end of message. The default never tries.
+    virtual result<std::optional<std::size_t>, error> try_read_cached(std::span<char> buf) {
+        (void)buf;
+        return std::optional<std::size_t>{};
+    }
 };
 
 // RFC 1939 §8 lets a server lock the maildrop for a whole session; snapshot sessions instead
