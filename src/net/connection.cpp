@@ -395,7 +395,9 @@ struct opened_message {
 asio::awaitable<bool> connection::send_message(const core::effect::send_message& msg) {
     storage::maildrop* drop = session_->maildrop();
     const std::size_t index = msg.index;
-    auto buffer = std::make_unique<char[]>(limits::message_read_chunk);
+    // for_overwrite: every byte is written by read() before it is used; zeroing 64 KiB per RETR
+    // showed up in the profile.
+    auto buffer = std::make_unique_for_overwrite<char[]>(limits::message_read_chunk);
     const std::span<char> buf(buffer.get(), limits::message_read_chunk);
     // Open and read the first chunk in one job: nothing is sent before it, so a message that
     // vanished or cannot be read still gets a clean -ERR rather than a dropped connection.
