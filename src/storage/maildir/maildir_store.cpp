@@ -77,10 +77,12 @@ result<unique_fd, error> open_maildir(const std::string& path) {
     return std::move(*root);
 }
 
-// RFC 1939 §8: an exclusive session holds LOCK_EX for its lifetime. Snapshot sessions take
-// LOCK_SH, so they coexist with each other but never with an exclusive session (should the two
-// modes ever meet, for instance during a configuration change). flock() locks belong to the open
-// file description, so two sessions in one process conflict just like two processes do.
+// RFC 1939 §8: an exclusive session holds LOCK_EX for its lifetime. Snapshot sessions take no
+// lock at all: a held descriptor per idle session would cap the sessions a descriptor limit
+// allows (3 per session instead of 1 failed a third of 10,000 logins in the benchmark), and
+// snapshot semantics need none. So the two modes do not exclude each other if they ever meet
+// (two instances configured differently). flock() locks belong to the open file description, so
+// two exclusive sessions in one process conflict just like two processes do.
 result<unique_fd, error> take_session_lock(int root_fd, lock_mode mode, const std::string& path) {
     auto fd = open_lock_file(root_fd, session_lock_file);
     if (!fd) {
@@ -164,10 +166,12 @@ private:
 
 class maildir_maildrop final : public maildrop {
 public:
-    maildir_maildrop(std::string path, unique_fd root, unique_fd session_lock, maildir_snapshot snapshot,
-                     sync_options sync, std::chrono::milliseconds index_lock_timeout)
+    // Holds no descriptor but the exclusive-mode lock: a logged-in session costs its socket and
+    // nothing more, so 10,000 idle sessions fit in a 20,000-descriptor limit. The Maildir is
+    // opened again by path for each operation (a cached lookup).
+    maildir_maildrop(std::string path, unique_fd session_lock, maildir_snapshot snapshot, sync_options sync,
+                     std::chrono::milliseconds index_lock_timeout)
         : path_(std::move(path)),
-          root_(std::move(root)),
           session_lock_(std::move(session_lock)),
           snapshot_(std::move(snapshot)),
           sync_(std::move(sync)),
@@ -180,6 +184,11 @@ public:
         if (index >= snapshot_.messages.size()) {
             return unexpected{error{errc::permanent, "message index out of range"}};
         }
+        auto root = open_root();
+        if (!root) {
+            return unexpected{std::move(root.error())};
+        }
+        const int root_fd = root->get();
         // A file that vanished may only have been renamed (moved to cur/, flags changed): look
         // it up again by base name. Twice, in case it moves again in between.
         for (int attempt = 0;; ++attempt) {
@@ -188,7 +197,7 @@ public:
                 return unexpected{error{errc::temporary, "message " + log_name(m) + " is no longer in the Maildir"}};
             }
             const std::string relative = snapshot_.relative_path(m);
-            auto fd = open_at(root_.get(), relative.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+            auto fd = open_at(root_fd, relative.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
             if (fd) {
                 struct stat st {};
                 if (::fstat(fd->get(), &st) != 0) {
@@ -202,13 +211,18 @@ public:
             if (fd.error() != ENOENT || attempt == 2) {
                 return unexpected{errno_error(errc::temporary, "cannot open message", log_name(m), fd.error())};
             }
-            if (auto r = relocate_messages(root_.get(), path_, sync_, snapshot_); !r) {
+            if (auto r = relocate_messages(root_fd, path_, sync_, snapshot_); !r) {
                 return unexpected{std::move(r.error())};
             }
         }
     }
 
     result<void, error> remove(std::span<const std::size_t> indices) override {
+        auto root = open_root();
+        if (!root) {
+            return unexpected{std::move(root.error())};
+        }
+        const int root_fd = root->get();
         std::vector<std::uint32_t> removed;
         removed.reserve(indices.size());
         bool unlinked_from[2] = {false, false};
@@ -218,7 +232,7 @@ public:
             if (index >= snapshot_.messages.size()) {
                 continue;
             }
-            if (auto r = remove_one(index, unlinked_from); r) {
+            if (auto r = remove_one(root_fd, index, unlinked_from); r) {
                 removed.push_back(snapshot_.messages[index].uid);
             } else if (!failure) {
                 failure = std::move(r.error());
@@ -230,14 +244,14 @@ public:
             if (!unlinked_from[static_cast<int>(d)]) {
                 continue;
             }
-            auto dir = open_at(root_.get(), subdir_name(d), O_RDONLY | O_DIRECTORY);
+            auto dir = open_at(root_fd, subdir_name(d), O_RDONLY | O_DIRECTORY);
             auto synced = dir ? fsync_fd(dir->get()) : result<void, int>{unexpected{dir.error()}};
             if (!synced && !failure) {
                 failure = errno_error(errc::temporary, std::string{"cannot fsync "} + subdir_name(d) + "/ of", path_,
                                       synced.error());
             }
         }
-        forget(removed);
+        forget(root_fd, removed);
         if (failure) {
             return unexpected{std::move(*failure)};
         }
@@ -245,19 +259,27 @@ public:
     }
 
 private:
+    result<unique_fd, error> open_root() const {
+        auto fd = open_at(AT_FDCWD, path_.c_str(), O_RDONLY | O_DIRECTORY);
+        if (!fd) {
+            return unexpected{errno_error(errc::temporary, "cannot open maildir", path_, fd.error())};
+        }
+        return std::move(*fd);
+    }
+
     std::string log_name(const located_message& m) const {
         return path_ + "/" + util::log_escape(snapshot_.relative_path(m), 512);
     }
 
     // Unlinks one message; success if it is gone (by us or by someone else).
-    result<void, error> remove_one(std::size_t index, bool (&unlinked_from)[2]) {
+    result<void, error> remove_one(int root_fd, std::size_t index, bool (&unlinked_from)[2]) {
         for (int attempt = 0;; ++attempt) {
             located_message& m = snapshot_.messages[index];
             if (m.gone) {
                 return {};  // RFC 1939 §6 only asks that it be gone; another session removed it
             }
             const std::string relative = snapshot_.relative_path(m);
-            if (::unlinkat(root_.get(), relative.c_str(), 0) == 0) {
+            if (::unlinkat(root_fd, relative.c_str(), 0) == 0) {
                 m.gone = true;
                 unlinked_from[static_cast<int>(m.file.dir)] = true;
                 return {};
@@ -270,7 +292,7 @@ private:
             }
             // One rescan relocates every message, so removing many already-gone messages costs
             // one directory read, not one per message.
-            if (auto r = relocate_messages(root_.get(), path_, sync_, snapshot_); !r) {
+            if (auto r = relocate_messages(root_fd, path_, sync_, snapshot_); !r) {
                 return unexpected{std::move(r.error())};
             }
         }
@@ -278,24 +300,23 @@ private:
 
     // Drops removed messages from the index. Not essential (the next open drops records whose
     // file is gone, and next_uid keeps uids from being reused), so failures are only logged.
-    void forget(std::vector<std::uint32_t>& uids) {
+    void forget(int root_fd, std::vector<std::uint32_t>& uids) {
         if (uids.empty()) {
             return;
         }
         std::sort(uids.begin(), uids.end());
-        auto lock = take_index_lock(root_.get(), index_lock_timeout_, path_);
+        auto lock = take_index_lock(root_fd, index_lock_timeout_, path_);
         if (!lock) {
             spdlog::warn("maildir {}: index not updated after removal: {}", path_, lock.error().detail);
             return;
         }
-        if (auto r = forget_uids(root_.get(), path_, uids); !r) {
+        if (auto r = forget_uids(root_fd, path_, uids); !r) {
             spdlog::warn("maildir {}: index not updated after removal: {}", path_, r.error().detail);
         }
     }
 
     std::string path_;
-    unique_fd root_;
-    unique_fd session_lock_;  // held, never used: closing it releases the session lock
+    unique_fd session_lock_;  // exclusive mode only; held, never used: closing it releases the lock
     maildir_snapshot snapshot_;
     sync_options sync_;
     std::chrono::milliseconds index_lock_timeout_;
@@ -326,9 +347,13 @@ result<std::unique_ptr<maildrop>, error> maildir_store::open(std::string_view us
     if (!root) {
         return unexpected{std::move(root.error())};
     }
-    auto session_lock = take_session_lock(root->get(), mode, *path);
-    if (!session_lock) {
-        return unexpected{std::move(session_lock.error())};
+    unique_fd session_lock;
+    if (mode == lock_mode::exclusive) {
+        auto taken = take_session_lock(root->get(), mode, *path);
+        if (!taken) {
+            return unexpected{std::move(taken.error())};
+        }
+        session_lock = std::move(*taken);
     }
     const sync_options sync{options_.max_messages, options_.trust_directory_mtimes, options_.uidvalidity_source,
                             counters_};
@@ -342,9 +367,8 @@ result<std::unique_ptr<maildrop>, error> maildir_store::open(std::string_view us
     if (!snapshot) {
         return unexpected{std::move(snapshot.error())};
     }
-    return std::unique_ptr<maildrop>{std::make_unique<maildir_maildrop>(std::move(*path), std::move(*root),
-                                                                        std::move(*session_lock), std::move(*snapshot),
-                                                                        sync, options_.index_lock_timeout)};
+    return std::unique_ptr<maildrop>{std::make_unique<maildir_maildrop>(
+        std::move(*path), std::move(session_lock), std::move(*snapshot), sync, options_.index_lock_timeout)};
 }
 
 maildir_store::stats maildir_store::statistics() const noexcept {
