@@ -126,6 +126,18 @@ namespace {
 
 }  // namespace
 
+// Waits for the socket state OpenSSL asked for (a TLS read may need a write and vice versa), or
+// throws for a real error.
+asio::awaitable<void> pop3_client::wait_for_tls(int err, const char* what) {
+    if (err == SSL_ERROR_WANT_READ) {
+        co_await socket_.async_wait(asio::socket_base::wait_read, use_awaitable);
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+        co_await socket_.async_wait(asio::socket_base::wait_write, use_awaitable);
+    } else {
+        throw_tls(what, err);
+    }
+}
+
 asio::awaitable<void> pop3_client::write(std::string_view bytes) {
     if (tls_) {
         while (true) {
@@ -133,14 +145,7 @@ asio::awaitable<void> pop3_client::write(std::string_view bytes) {
             if (r > 0) {
                 co_return;  // without SSL_MODE_ENABLE_PARTIAL_WRITE: all of it
             }
-            const int err = SSL_get_error(tls_.get(), r);
-            if (err == SSL_ERROR_WANT_WRITE) {
-                co_await socket_.async_wait(asio::socket_base::wait_write, use_awaitable);
-            } else if (err == SSL_ERROR_WANT_READ) {
-                co_await socket_.async_wait(asio::socket_base::wait_read, use_awaitable);
-            } else {
-                throw_tls("write", err);
-            }
+            co_await wait_for_tls(SSL_get_error(tls_.get(), r), "write");
         }
     }
     co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), use_awaitable);
@@ -153,14 +158,7 @@ asio::awaitable<std::size_t> pop3_client::read_some(char* into, std::size_t n) {
             if (r > 0) {
                 co_return static_cast<std::size_t>(r);
             }
-            const int err = SSL_get_error(tls_.get(), r);
-            if (err == SSL_ERROR_WANT_READ) {
-                co_await socket_.async_wait(asio::socket_base::wait_read, use_awaitable);
-            } else if (err == SSL_ERROR_WANT_WRITE) {
-                co_await socket_.async_wait(asio::socket_base::wait_write, use_awaitable);
-            } else {
-                throw_tls("read", err);
-            }
+            co_await wait_for_tls(SSL_get_error(tls_.get(), r), "read");
         }
     }
     co_return co_await socket_.async_read_some(asio::buffer(into, n), use_awaitable);

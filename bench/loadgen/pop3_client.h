@@ -73,6 +73,7 @@ public:
 private:
     asio::awaitable<void> write(std::string_view bytes);
     asio::awaitable<std::size_t> read_some(char* into, std::size_t n);
+    asio::awaitable<void> wait_for_tls(int ssl_error, const char* what);
     asio::awaitable<void> fill();
     asio::awaitable<std::string_view> read_line();
     asio::awaitable<std::string_view> expect_ok(std::string_view command_for_errors);
