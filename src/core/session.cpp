@@ -94,8 +94,7 @@ step session::on_line(std::string_view line) {
     if (state_ == state::sasl) {
         return sasl_response(line);
     }
-    step s = dispatch(line);
-    return s;
+    return dispatch(line);
 }
 
 step session::dispatch(std::string_view line) {

@@ -25,8 +25,6 @@ public:
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
 
-    void stop() { pool_.stop(); }
-
     // GCC 12 may destroy non-trivial temporaries in a co_await expression twice, so callers
     // pass a named job with std::move, and nothing here is a temporary of the caller's co_await.
     template <class F, class Token = asio::use_awaitable_t<>>
