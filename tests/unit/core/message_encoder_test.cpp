@@ -4,10 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/limits.h"
 
 namespace poplar::core {
 namespace {
@@ -175,6 +179,215 @@ TEST(MessageEncoder, VirtualSizeEqualsOutputWithoutStuffing) {
         EXPECT_EQ(virtual_size(c.stored), c.wire.size() - std::count(c.wire.begin(), c.wire.end(), '.') +
                                               std::count(c.stored.begin(), c.stored.end(), '.'))
             << c.name;
+    }
+}
+
+// RETR's fast path (line_splitter::encode_retr) restates the line rule that TOP, STAT and LIST
+// take from line_splitter::feed. The tests below hold the two together, on messages cut into
+// chunks every way: RETR must equal TOP with more body lines than any message has (which goes
+// through feed() and never stops early), equal a plain whole-message reference encoder, and be
+// virtual_size() octets once the stuffed dots and the terminator are taken off.
+
+const top all_lines = top{std::uint64_t{1} << 40};
+
+// The wire form computed from the whole message at once, as plainly as possible: the rule exactly
+// as message_encoder.h states it.
+std::string reference_encode(std::string_view stored) {
+    std::string out;
+    std::size_t start = 0;
+    while (start < stored.size()) {
+        const std::size_t lf = stored.find('\n', start);
+        const bool has_lf = lf != std::string_view::npos;
+        std::string_view line = stored.substr(start, has_lf ? lf - start : std::string_view::npos);
+        if (has_lf && !line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);  // a CR before LF belongs to the line end
+        }
+        if (!line.empty() && line.front() == '.') {
+            out += '.';
+        }
+        out.append(line);
+        out += "\r\n";
+        start = has_lf ? lf + 1 : stored.size();
+    }
+    return out + ".\r\n";
+}
+
+std::string visible(std::string_view bytes) {
+    std::string v;
+    for (char c : bytes) {
+        v += c == '\r' ? std::string("\\r") : c == '\n' ? std::string("\\n") : std::string(1, c);
+    }
+    return v;
+}
+
+::testing::AssertionResult paths_agree(std::string_view stored, const std::vector<std::size_t>& cuts) {
+    const std::string retr = encode_split(stored, std::nullopt, cuts);
+    const std::string generic = encode_split(stored, all_lines, cuts);
+    const std::string reference = reference_encode(stored);
+    const std::uint64_t size = virtual_size(stored);
+    if (retr == generic && retr == reference && unstuff(retr).size() == size && size_split(stored, cuts) == size) {
+        return ::testing::AssertionSuccess();
+    }
+    auto failure = ::testing::AssertionFailure();
+    failure << "stored \"" << visible(stored) << "\" cut at";
+    for (std::size_t cut : cuts) {
+        failure << ' ' << cut;
+    }
+    return failure << "\n  retr      \"" << visible(retr) << "\"\n  generic   \"" << visible(generic)
+                   << "\"\n  reference \"" << visible(reference) << "\"\n  virtual size " << size
+                   << ", counted over the chunks " << size_split(stored, cuts);
+}
+
+// Every chunking into one, two or three pieces (empty pieces included).
+::testing::AssertionResult paths_agree_every_three_way_split(std::string_view stored) {
+    if (auto r = paths_agree(stored, {}); !r) {
+        return r;
+    }
+    for (std::size_t a = 0; a <= stored.size(); ++a) {
+        if (auto r = paths_agree(stored, {a}); !r) {
+            return r;
+        }
+        for (std::size_t b = a; b <= stored.size(); ++b) {
+            if (auto r = paths_agree(stored, {a, b}); !r) {
+                return r;
+            }
+        }
+    }
+    return ::testing::AssertionSuccess();
+}
+
+std::vector<std::size_t> cuts_every(std::size_t chunk, std::size_t total) {
+    std::vector<std::size_t> cuts;
+    for (std::size_t at = chunk; at < total; at += chunk) {
+        cuts.push_back(at);
+    }
+    return cuts;
+}
+
+TEST(MessageEncoder, RetrAgreesWithGenericPathOnEveryShortMessage) {
+    // Every message of up to 6 octets over the octets the rule cares about, every chunking.
+    constexpr std::string_view alphabet = "a.\r\n";
+    std::vector<std::string> messages{""};
+    for (std::size_t len = 1; len <= 6; ++len) {
+        std::vector<std::string> longer;
+        for (const std::string& m : messages) {
+            if (m.size() + 1 == len) {
+                for (char c : alphabet) {
+                    longer.push_back(m + c);
+                }
+            }
+        }
+        messages.insert(messages.end(), longer.begin(), longer.end());
+    }
+    ASSERT_EQ(messages.size(), 1u + 4 + 16 + 64 + 256 + 1024 + 4096);
+    for (const std::string& m : messages) {
+        ASSERT_TRUE(paths_agree_every_three_way_split(m));
+    }
+}
+
+TEST(MessageEncoder, RetrAgreesWithGenericPathOnRandomMessages) {
+    // Longer messages, so lines cross the fast path's 32-octet blocks and the chunk boundaries
+    // fall inside them: random octets over the same alphabet, and random lines of 0-100 octets
+    // with LF or CRLF ends, stray CRs and leading dots.
+    std::mt19937 rng(1939);
+    auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    for (int i = 0; i < 400; ++i) {
+        std::string m;
+        if (i % 2 == 0) {
+            const std::size_t len = below(120);
+            for (std::size_t j = 0; j < len; ++j) {
+                m += "a.\r\naaaa"[below(8)];
+            }
+        } else {
+            for (std::size_t lines = below(6); lines > 0; --lines) {
+                std::string line(below(101), 'x');
+                for (char& c : line) {
+                    c = below(30) == 0 ? '\r' : c;
+                }
+                if (!line.empty() && below(4) == 0) {
+                    line[0] = '.';
+                }
+                m += line + (below(3) == 0 ? "\r\n" : "\n");
+            }
+            if (below(3) == 0) {
+                m += below(2) == 0 ? ".tail" : "tail\r";  // no final newline
+            }
+        }
+        for (std::size_t cut = 0; cut <= m.size(); ++cut) {
+            ASSERT_TRUE(paths_agree(m, {cut}));
+        }
+        for (int j = 0; j < 30; ++j) {
+            std::vector<std::size_t> cuts{below(m.size() + 1), below(m.size() + 1)};
+            std::sort(cuts.begin(), cuts.end());
+            ASSERT_TRUE(paths_agree(m, cuts));
+        }
+    }
+}
+
+TEST(MessageEncoder, RetrAgreesWithGenericPathOnLargeMessages) {
+    // Bigger than the room the fast path makes at a time (1 KiB), with lines longer than that,
+    // fed in chunks of sizes around its block size and its room sizes.
+    std::mt19937 rng(5322);
+    auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    std::string mixed;
+    while (mixed.size() < 70000) {
+        const std::size_t len = below(10) == 0 ? below(3000) : below(121);
+        std::string line(len, 'm');
+        if (len > 0 && below(20) == 0) {
+            line[0] = '.';
+        }
+        if (len > 1 && below(20) == 0) {
+            line[below(len)] = '\r';
+        }
+        mixed += line + (below(4) == 0 ? "\r\n" : "\n");
+    }
+    const std::string messages[] = {
+        mixed,
+        std::string(70000, '\n'),                           // the worst case: twice the size
+        std::string(3000, '.') + "\n" + std::string(40, '.'),  // one long stuffed line
+        std::string(65536, 'x') + "\r",                      // one line, a CR across the last chunk
+    };
+    for (const std::string& m : messages) {
+        for (std::size_t chunk : {1ul, 31ul, 32ul, 33ul, 255ul, 256ul, 1023ul, 1024ul, 1025ul, 4096ul,
+                                  limits::message_read_chunk, m.size()}) {
+            if (chunk == 1 && m.size() > 10000) {
+                continue;  // quadratic in the test's helpers, and the small messages cover it
+            }
+            ASSERT_TRUE(paths_agree(m, cuts_every(chunk, m.size()))) << "chunk " << chunk;
+        }
+    }
+}
+
+TEST(MessageEncoder, RetrAppendsAfterWhatOutHolds) {
+    // The connection appends the encoded message to its pending output, after the +OK line.
+    const std::string_view stored = ".a\nb\r\nc";
+    message_encoder enc;
+    std::string out = "+OK 9 octets\r\n";
+    enc.feed(stored.substr(0, 4), out);
+    enc.feed(stored.substr(4), out);
+    enc.finish(out);
+    EXPECT_EQ(out, "+OK 9 octets\r\n..a\r\nb\r\nc\r\n.\r\n");
+}
+
+TEST(MessageEncoder, RetrKeepsOneBufferForTypicalMail) {
+    // The connection clears its output buffer after each write and frees it only past twice
+    // limits::max_batched_output; a chunk (limits::message_read_chunk) of ordinary mail must fit
+    // well within that, and must not reallocate the buffer from one chunk to the next.
+    for (std::string_view eol : {std::string_view("\n"), std::string_view("\r\n")}) {
+        std::string chunk;
+        while (chunk.size() + 70 + eol.size() <= limits::message_read_chunk) {
+            chunk += std::string(70, 'w');
+            chunk += eol;
+        }
+        message_encoder enc;
+        std::string out;
+        enc.feed(chunk, out);
+        const char* buffer = out.data();
+        EXPECT_LT(out.capacity(), 2 * limits::max_batched_output);
+        out.clear();
+        enc.feed(chunk, out);
+        EXPECT_EQ(out.data(), buffer) << "reallocated";
+        EXPECT_EQ(out.size(), chunk.size() / (70 + eol.size()) * 72);
     }
 }
 
