@@ -18,8 +18,8 @@ namespace poplar::core {
 namespace {
 
 // Room reserved (not zero-filled) in `out` for the wire form of n stored octets: mail with LF ends
-// and lines of 32 octets or more fits, so `out` keeps one allocation from chunk to chunk, as the
-// caller expects (it frees a buffer that grows past twice limits::max_batched_output). Other mail
+// and lines of 32 octets or more fits, so `out` keeps one allocation from chunk to chunk (the
+// connection clears it after each write and frees it only when the session goes idle). Other mail
 // (up to 2n + 1 octets: every octet a bare LF or a line-opening ".", plus a held-over CR) makes
 // std::string grow, as it would for append.
 constexpr std::size_t reserve_for(std::size_t n) { return n + n / 32 + 64; }

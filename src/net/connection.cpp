@@ -15,6 +15,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "core/message_encoder.h"
 #include "core/reply.h"
 #include "util/secret.h"
@@ -63,6 +66,10 @@ const char* reason_text(int r) {
 // cost little (the framer frees it when idle).
 constexpr std::size_t read_chunk = 4096;
 
+// Output capacity an idle session may keep: enough for any ordinary reply, so a command-by-command
+// client does not allocate per reply, small enough for the idle-session memory target.
+constexpr std::size_t idle_output_capacity = 256;
+
 }  // namespace
 
 connection::connection(asio::ip::tcp::socket socket, const connection_context& ctx, bool implicit_tls)
@@ -74,6 +81,9 @@ connection::connection(asio::ip::tcp::socket socket, const connection_context& c
       started_(std::chrono::steady_clock::now()),
       framer_(limits::max_command_line) {
     asio::error_code ec;
+    // For read_available(): a synchronous read that answers would_block instead of waiting.
+    // Asio's own asynchronous operations (and so TLS) are unaffected by this flag.
+    socket_.non_blocking(true, ec);
     const auto remote = socket_.remote_endpoint(ec);
     if (!ec) {
         peer_ = remote.address().to_string();
@@ -124,12 +134,45 @@ void connection::start_watchdog() {
     });
 }
 
-asio::awaitable<std::size_t> connection::read_some(std::span<char> into, asio::error_code& ec) {
-    auto buf = asio::buffer(into.data(), into.size());
-    std::size_t n = tls_ ? co_await tls_->async_read_some(buf, asio::redirect_error(use_awaitable, ec))
-                         : co_await socket_.async_read_some(buf, asio::redirect_error(use_awaitable, ec));
+// Plain TCP: read what has arrived into a buffer on this thread's stack (this is not a
+// coroutine, so the buffer is not part of the session's frame) and hand the framer exactly those
+// bytes. Together with waiting for readability before reading, an idle session holds no receive
+// buffer at all: the 10,000-idle-session memory target (docs/performance.md). The stack copy
+// held PASS and AUTH lines, so it is wiped.
+std::size_t connection::read_available(asio::error_code& ec) {
+    char tmp[read_chunk];
+    const std::size_t n = socket_.read_some(asio::buffer(tmp), ec);
+    if (n > 0) {
+        std::memcpy(framer_.prepare(n).data(), tmp, n);
+        framer_.commit(n);
+        util::wipe(std::span<char>(tmp, n));
+    }
     bytes_in_ += n;
-    co_return n;
+    return n;
+}
+
+asio::awaitable<void> connection::receive(asio::error_code& ec) {
+    if (tls_) {
+        // OpenSSL keeps its own record buffer; the session's is needed only while reading.
+        auto buf = framer_.prepare(read_chunk);
+        const std::size_t n =
+            co_await tls_->async_read_some(asio::buffer(buf.data(), buf.size()), asio::redirect_error(use_awaitable, ec));
+        framer_.commit(n);
+        bytes_in_ += n;
+        co_return;
+    }
+    // Try first, wait only on EAGAIN: Asio's epoll registration is edge-triggered, and a wait
+    // begun after bytes arrived would not complete until more came.
+    for (;;) {
+        if (read_available(ec) > 0 || ec != asio::error::would_block) {
+            co_return;
+        }
+        ec = {};
+        co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            co_return;
+        }
+    }
 }
 
 asio::awaitable<bool> connection::flush() {
@@ -145,10 +188,7 @@ asio::awaitable<bool> connection::flush() {
     const std::size_t n = tls_ ? co_await asio::async_write(*tls_, buf, asio::redirect_error(use_awaitable, ec))
                                : co_await asio::async_write(socket_, buf, asio::redirect_error(use_awaitable, ec));
     bytes_out_ += n;
-    out_.clear();
-    if (out_.capacity() > limits::max_batched_output * 2) {
-        std::string().swap(out_);  // a RETR grew it; do not keep megabytes per idle session
-    }
+    out_.clear();  // keeps its capacity for the rest of a RETR; run() frees it before idling
     if (ec) {
         if (reason_ == end_reason::disconnect) {
             reason_ = timed_out_ ? end_reason::timeout : stopping_ ? end_reason::shutdown : end_reason::disconnect;
@@ -237,6 +277,9 @@ asio::awaitable<void> connection::run() {
             break;
         }
         framer_.shrink();
+        if (out_.capacity() > idle_output_capacity) {
+            std::string().swap(out_);  // a RETR grew it: idle sessions keep no output buffer
+        }
         if (session_->idle_is_transaction()) {
             arm_deadline(ctx_.timeouts.idle);
         } else {
@@ -245,7 +288,7 @@ asio::awaitable<void> connection::run() {
             arm_deadline(std::max(std::chrono::milliseconds(0), std::min(left, ctx_.timeouts.login)));
         }
         asio::error_code ec;
-        const std::size_t n = co_await read_some(framer_.prepare(read_chunk), ec);
+        co_await receive(ec);
         if (ec) {
             if (timed_out_) {
                 reason_ = end_reason::timeout;
@@ -260,7 +303,6 @@ asio::awaitable<void> connection::run() {
             }
             break;
         }
-        framer_.commit(n);
     }
     if (stopping_ && reason_ == end_reason::disconnect) {
         reason_ = end_reason::shutdown;
@@ -397,30 +439,52 @@ asio::awaitable<bool> connection::send_message(const core::effect::send_message&
     const std::size_t index = msg.index;
     // for_overwrite: every byte is written by read() before it is used; zeroing 64 KiB per RETR
     // showed up in the profile.
-    auto buffer = std::make_unique_for_overwrite<char[]>(limits::message_read_chunk);
-    const std::span<char> buf(buffer.get(), limits::message_read_chunk);
-    // Open and read the first chunk in one job: nothing is sent before it, so a message that
-    // vanished or cannot be read still gets a clean -ERR rather than a dropped connection.
-    auto open_job = [drop, index, buf]() -> result<opened_message, storage::error> {
-        auto source = drop->open_message(index);
-        if (!source) {
-            return unexpected(source.error());
+    // Sized to the message (its stored form is never larger than its virtual size), so a 3 KiB
+    // message does not cost a 256 KiB buffer.
+    const std::size_t buf_size = static_cast<std::size_t>(std::clamp<std::uint64_t>(
+        drop->messages()[index].virtual_size, read_chunk, limits::message_read_chunk));
+    auto buffer = std::make_unique_for_overwrite<char[]>(buf_size);
+    const std::span<char> buf(buffer.get(), buf_size);
+    // Nothing is sent before the first chunk is in hand, so a message that vanished or cannot be
+    // read still gets a clean -ERR rather than a dropped connection. Cheapest first: open and read
+    // on the event loop when the kernel can do both without blocking (the usual case: mail just
+    // listed is in the dentry and page caches); otherwise one worker-pool job does what is left.
+    std::unique_ptr<storage::message_source> source = drop->try_open_message_cached(index);
+    std::optional<chunk> first;
+    if (source) {
+        auto cached = fill_cached(*source, buf);
+        if (!cached) {
+            source.reset();  // let open_message() on the pool report it properly
+        } else if (cached.value().bytes > 0 || cached.value().eof) {
+            first = cached.value();
         }
-        auto first = fill(*source.value(), buf);
-        if (!first) {
-            return unexpected(first.error());
-        }
-        return opened_message{std::move(source.value()), first.value()};
-    };
-    auto opened = co_await ctx_.pool.async_run(std::move(open_job));
-    if (!opened) {
-        spdlog::warn("message unavailable: user=\"{}\" rip={} msn={} error=\"{}\"", util::log_escape(session_->user()),
-                     peer_, index + 1, util::log_escape(opened.error().detail, 512));
-        core::step next = session_->on_message_unavailable(opened.error());
-        co_return co_await perform(std::move(next));
     }
-    std::unique_ptr<storage::message_source> source = std::move(opened.value().source);
-    chunk c = opened.value().first;
+    if (!first) {
+        auto open_job = [drop, index, buf, src = std::move(source)]() mutable -> result<opened_message, storage::error> {
+            if (!src) {
+                auto opened = drop->open_message(index);
+                if (!opened) {
+                    return unexpected(opened.error());
+                }
+                src = std::move(opened.value());
+            }
+            auto got = fill(*src, buf);
+            if (!got) {
+                return unexpected(got.error());
+            }
+            return opened_message{std::move(src), got.value()};
+        };
+        auto opened = co_await ctx_.pool.async_run(std::move(open_job));
+        if (!opened) {
+            spdlog::warn("message unavailable: user=\"{}\" rip={} msn={} error=\"{}\"", util::log_escape(session_->user()),
+                         peer_, index + 1, util::log_escape(opened.error().detail, 512));
+            core::step next = session_->on_message_unavailable(opened.error());
+            co_return co_await perform(std::move(next));
+        }
+        source = std::move(opened.value().source);
+        first = opened.value().first;
+    }
+    chunk c = *first;
     out_ += msg.ok_line;
     core::message_encoder encoder(msg.top_lines);
     storage::message_source* src = source.get();

@@ -56,7 +56,8 @@ private:
     asio::awaitable<bool> send_message(const core::effect::send_message& msg);
     asio::awaitable<bool> start_tls();
     asio::awaitable<bool> flush();
-    asio::awaitable<std::size_t> read_some(std::span<char> into, asio::error_code& ec);
+    asio::awaitable<void> receive(asio::error_code& ec);
+    std::size_t read_available(asio::error_code& ec);
     asio::awaitable<void> say_goodbye(const std::string& reply);
     asio::awaitable<void> close_transport();
     void arm_deadline(std::chrono::milliseconds from_now);

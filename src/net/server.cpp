@@ -8,7 +8,7 @@
 #include <asio/redirect_error.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/strand.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <fmt/format.h>
@@ -26,6 +26,13 @@ namespace poplar::net {
 
 using asio::ip::tcp;
 using asio::use_awaitable;
+
+// One event loop: an io_context run by exactly one thread (concurrency hint 1 lets Asio skip
+// the locking a shared scheduler needs), and its share of the connections.
+struct server::loop {
+    asio::io_context io{1};
+    std::atomic<std::size_t> live{0};
+};
 
 struct server::listener {
     tcp::acceptor acceptor;
@@ -62,7 +69,6 @@ void raise_fd_limit() {
 
 server::server(const config::config& cfg, auth::authenticator& auth, storage::mail_store& store)
     : cfg_(cfg),
-      io_(static_cast<int>(or_cores(cfg.server.threads))),
       pool_(or_cores(cfg.server.worker_threads)),
       tls_(cfg.tls ? make_server_tls_context(*cfg.tls) : nullptr),
       ctx_{cfg.policy,
@@ -74,6 +80,10 @@ server::server(const config::config& cfg, auth::authenticator& auth, storage::ma
            tls_.get(),
            cfg.server.hostname.empty() ? default_hostname() : cfg.server.hostname} {
     raise_fd_limit();
+    for (unsigned i = 0; i < or_cores(cfg.server.threads); ++i) {
+        loops_.push_back(std::make_unique<loop>());
+    }
+    asio::io_context& io0 = loops_.front()->io;
     auto bind_all = [&](const std::vector<config::endpoint>& eps, bool implicit_tls, const char* key) {
         for (const config::endpoint& ep : eps) {
             asio::error_code ec;
@@ -83,7 +93,7 @@ server::server(const config::config& cfg, auth::authenticator& auth, storage::ma
                     fmt::format("listen.{}: \"{}\" is not an IP address", key, ep.to_string()));
             }
             tcp::endpoint endpoint(addr, ep.port);
-            tcp::acceptor acc(io_);
+            tcp::acceptor acc(io0);
             acc.open(endpoint.protocol(), ec);
             if (!ec) {
                 acc.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -112,25 +122,56 @@ server::server(const config::config& cfg, auth::authenticator& auth, storage::ma
     bind_all(cfg.pop3s, true, "pop3s");
 }
 
-server::~server() = default;
+server::~server() {
+    // Order matters. A worker job still running completes onto its connection's loop, so the
+    // pool is drained while every loop exists; then loop 0 goes first, because its pending
+    // accepts hold sockets that already belong to the other loops.
+    pool_.join();
+    listeners_.clear();
+    for (auto& l : loops_) {
+        l.reset();
+    }
+}
 
 void server::forget(connection* c) {
     std::lock_guard lock(mutex_);
     live_.erase(c);
 }
 
+// Least-loaded rather than round-robin: sessions differ in length by orders of magnitude (an
+// idle mutt holds its session for ten minutes, a fetchmail poll lasts milliseconds).
+server::loop& server::least_loaded() {
+    loop* best = loops_.front().get();
+    for (auto& l : loops_) {
+        if (l->live.load(std::memory_order_relaxed) < best->live.load(std::memory_order_relaxed)) {
+            best = l.get();
+        }
+    }
+    return *best;
+}
+
+void server::stop_loops() {
+    for (auto& l : loops_) {
+        l->io.stop();
+    }
+}
+
 asio::awaitable<void> server::accept_loop(listener& l) {
+    asio::io_context& io0 = loops_.front()->io;
     while (!shutting_down_) {
         asio::error_code ec;
+        loop& target = least_loaded();
+        // Accepted straight onto the target loop's io_context: the socket and the connection's
+        // timers are that loop's from the start, and its coroutine never leaves it.
         tcp::socket socket =
-            co_await l.acceptor.async_accept(asio::make_strand(io_), asio::redirect_error(use_awaitable, ec));
+            co_await l.acceptor.async_accept(target.io, asio::redirect_error(use_awaitable, ec));
         if (ec) {
             if (ec == asio::error::operation_aborted || shutting_down_) {
                 co_return;
             }
             // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full descriptor table.
             spdlog::error("accept failed on {}: {}", l.name, ec.message());
-            asio::steady_timer t(io_, std::chrono::milliseconds(100));
+            asio::steady_timer t(io0, std::chrono::milliseconds(100));
             co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
             continue;
         }
@@ -146,14 +187,14 @@ asio::awaitable<void> server::accept_loop(listener& l) {
             socket.close(ec);
             continue;
         }
-        const auto strand = socket.get_executor();
         auto conn = std::make_shared<connection>(std::move(socket), ctx_, l.implicit_tls);
         {
             std::lock_guard lock(mutex_);
             live_.insert(conn.get());
         }
         ++count_;
-        asio::co_spawn(strand, [conn]() { return conn->run(); }, [this, raw = conn.get()](std::exception_ptr e) {
+        target.live.fetch_add(1, std::memory_order_relaxed);
+        asio::co_spawn(target.io, [conn]() { return conn->run(); }, [this, &target, raw = conn.get()](std::exception_ptr e) {
             if (e) {
                 // A bug, not a client's doing: log it and keep serving everyone else.
                 try {
@@ -163,6 +204,7 @@ asio::awaitable<void> server::accept_loop(listener& l) {
                 }
             }
             forget(raw);
+            target.live.fetch_sub(1, std::memory_order_relaxed);
             --count_;
         });
     }
@@ -184,13 +226,14 @@ void server::begin_shutdown() {
 }
 
 void server::run() {
+    asio::io_context& io0 = loops_.front()->io;
     for (auto& l : listeners_) {
         spdlog::info("listening: {}", l->name);
-        asio::co_spawn(io_, accept_loop(*l), asio::detached);
+        asio::co_spawn(io0, accept_loop(*l), asio::detached);
     }
     // SIGHUP would kill the process by default; configuration reload is not implemented yet, so
     // it is logged and ignored rather than dropping every session without a goodbye.
-    asio::signal_set hangup(io_, SIGHUP);
+    asio::signal_set hangup(io0, SIGHUP);
     std::function<void(asio::error_code, int)> on_hup = [&](asio::error_code ec, int) {
         if (ec) {
             return;
@@ -199,8 +242,8 @@ void server::run() {
         hangup.async_wait(on_hup);
     };
     hangup.async_wait(on_hup);
-    asio::signal_set signals(io_, SIGINT, SIGTERM);
-    signals.async_wait([this, &hangup](asio::error_code ec, int signo) {
+    asio::signal_set signals(io0, SIGINT, SIGTERM);
+    signals.async_wait([this, &hangup, &io0](asio::error_code ec, int signo) {
         if (ec) {
             return;
         }
@@ -209,9 +252,9 @@ void server::run() {
         hangup.cancel(ignored);
         begin_shutdown();
         // Wait for sessions to say goodbye, at most shutdown_grace, then stop the loop.
-        asio::co_spawn(io_, [this]() -> asio::awaitable<void> {
+        asio::co_spawn(io0, [this, &io0]() -> asio::awaitable<void> {
             const auto until = std::chrono::steady_clock::now() + cfg_.server.shutdown_grace;
-            asio::steady_timer t(io_);
+            asio::steady_timer t(io0);
             while (count_.load() > 0 && std::chrono::steady_clock::now() < until) {
                 t.expires_after(std::chrono::milliseconds(20));
                 co_await t.async_wait(use_awaitable);
@@ -219,16 +262,21 @@ void server::run() {
             if (count_.load() > 0) {
                 spdlog::warn("shutdown: {} sessions did not end within the grace period", count_.load());
             }
-            io_.stop();
+            stop_loops();
         }, asio::detached);
     });
 
-    const unsigned threads = or_cores(cfg_.server.threads);
+    // Loops other than 0 have no work until a connection arrives: the guard keeps run() from
+    // returning at once.
     std::vector<std::thread> extra;
-    for (unsigned i = 1; i < threads; ++i) {
-        extra.emplace_back([this] { io_.run(); });
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (std::size_t i = 1; i < loops_.size(); ++i) {
+        guards.push_back(asio::make_work_guard(loops_[i]->io));
+        extra.emplace_back([&io = loops_[i]->io] { io.run(); });
     }
-    io_.run();
+    io0.run();
+    guards.clear();
+    stop_loops();
     for (std::thread& t : extra) {
         t.join();
     }

@@ -1,5 +1,12 @@
 // The network layer on top: listeners (plain POP3 and implicit TLS, IPv4 and IPv6), the event
-// loop threads, the worker pool, signals and graceful shutdown.
+// loops, the worker pool, signals and graceful shutdown.
+//
+// One single-threaded io_context per event-loop thread (server.threads), not one io_context run
+// by many threads: a connection lives its whole life on one loop, so no strand is needed and no
+// loop ever wakes another through the scheduler's condition variable. perf showed those
+// wake-ups (futex, finish_task_switch) as the largest single cost of a full POP3 session
+// (docs/performance.md). The acceptors run on loop 0 and hand each new connection to the loop
+// with the fewest live connections.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -33,12 +40,15 @@ public:
 
 private:
     struct listener;
+    struct loop;
     asio::awaitable<void> accept_loop(listener& l);
+    loop& least_loaded();
     void begin_shutdown();
     void forget(connection* c);
+    void stop_loops();
 
     const config::config& cfg_;
-    asio::io_context io_;
+    std::vector<std::unique_ptr<loop>> loops_;  // loops_[0] also runs acceptors and signals
     worker_pool pool_;
     std::unique_ptr<asio::ssl::context> tls_;
     connection_context ctx_;

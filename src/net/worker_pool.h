@@ -21,7 +21,7 @@ namespace poplar::net {
 class worker_pool {
 public:
     explicit worker_pool(unsigned threads) : pool_(threads) {}
-    ~worker_pool() { pool_.join(); }
+    ~worker_pool() { join(); }
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
 
@@ -45,6 +45,10 @@ public:
             },
             token, std::forward<F>(f));
     }
+
+    // Waits for queued and running jobs to finish; idempotent. Each job's completion is posted to
+    // its caller's event loop, so the loops must outlive this call.
+    void join() { pool_.join(); }
 
 private:
     asio::thread_pool pool_;

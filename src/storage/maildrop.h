@@ -69,6 +69,15 @@ public:
     // Opens message `index` for reading. A message removed since the snapshot was taken yields
     // errc::temporary.
     virtual result<std::unique_ptr<message_source>, error> open_message(std::size_t index) = 0;
+    // Opens message `index` only if that cannot block (every path component is in the kernel's
+    // lookup cache), so the event loop can do it without a round trip to the worker pool: with
+    // the page cache warm, those round trips were most of what a full session's 20 RETRs cost.
+    // nullptr means "not without blocking, or not at all": call open_message() on the worker
+    // pool, which also reports errors and finds renamed files. The default never tries.
+    virtual std::unique_ptr<message_source> try_open_message_cached(std::size_t index) {
+        (void)index;
+        return nullptr;
+    }
     // Removes the given messages (RFC 1939 §6, UPDATE state). Crash-safe: a kill at any point
     // leaves each message fully present or fully gone. Messages already removed by someone else
     // count as removed. On error, the ones removed so far stay removed.

@@ -4,8 +4,12 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <algorithm>
 #include <cassert>
@@ -114,19 +118,52 @@ result<unique_fd, error> take_index_lock(int root_fd, std::chrono::milliseconds 
     return std::move(*fd);
 }
 
+// openat2(RESOLVE_CACHED) (Linux 5.12+) resolves a path only from the dentry cache and fails
+// with EAGAIN where it would have to ask the file system: the open() counterpart of
+// RWF_NOWAIT. Kernels without it answer EINVAL or ENOSYS, and then it is never tried again.
+std::atomic<bool> resolve_cached_works{true};
+
+std::optional<unique_fd> open_if_cached(const std::string& path) {
+    if (!resolve_cached_works.load(std::memory_order_relaxed)) {
+        return std::nullopt;
+    }
+    open_how how{};
+    how.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    how.resolve = RESOLVE_CACHED;
+    const long fd = ::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how);
+    if (fd >= 0) {
+        return unique_fd{static_cast<int>(fd)};
+    }
+    if (errno == EINVAL || errno == ENOSYS || errno == E2BIG) {
+        resolve_cached_works.store(false, std::memory_order_relaxed);
+    }
+    return std::nullopt;
+}
+
 // Streams one message file with plain read(2); the caller picks the chunk size.
 class maildir_message_source final : public message_source {
 public:
-    maildir_message_source(unique_fd fd, std::string log_name) : fd_(std::move(fd)), log_name_(std::move(log_name)) {}
+    // The path is escaped for the log only when an error needs it: escaping it for every RETR
+    // showed up in full-session profiles.
+    //
+    // Maildir message files are never modified after delivery (only renamed or removed), so the
+    // size at open is the message: reading stops there, which also saves the read() that would
+    // only have returned 0 (one system call per RETR).
+    maildir_message_source(unique_fd fd, std::string path, std::uint64_t size)
+        : fd_(std::move(fd)), path_(std::move(path)), remaining_(size) {}
 
     result<std::size_t, error> read(std::span<char> buf) override {
+        buf = limit(buf);
+        if (buf.empty()) {
+            return std::size_t{0};
+        }
         for (;;) {
             const ssize_t n = ::read(fd_.get(), buf.data(), buf.size());
             if (n >= 0) {
-                return static_cast<std::size_t>(n);
+                return consumed(n);
             }
             if (errno != EINTR) {
-                return unexpected{errno_error(errc::temporary, "cannot read message", log_name_, errno)};
+                return unexpected{errno_error(errc::temporary, "cannot read message", util::log_escape(path_, 512), errno)};
             }
         }
     }
@@ -135,6 +172,10 @@ public:
     // instead of waiting for the disk. Offset -1 uses and advances the file position, so it
     // interleaves correctly with read().
     result<std::optional<std::size_t>, error> try_read_cached(std::span<char> buf) override {
+        buf = limit(buf);
+        if (buf.empty()) {
+            return std::optional<std::size_t>{0};
+        }
         if (!nowait_works_) {
             return std::optional<std::size_t>{};
         }
@@ -142,7 +183,7 @@ public:
         for (;;) {
             const ssize_t n = ::preadv2(fd_.get(), &iov, 1, -1, RWF_NOWAIT);
             if (n >= 0) {
-                return std::optional<std::size_t>{static_cast<std::size_t>(n)};
+                return std::optional<std::size_t>{consumed(n)};
             }
             if (errno == EINTR) {
                 continue;
@@ -154,13 +195,24 @@ public:
                 nowait_works_ = false;  // an older kernel or a file system without support
                 return std::optional<std::size_t>{};
             }
-            return unexpected{errno_error(errc::temporary, "cannot read message", log_name_, errno)};
+            return unexpected{errno_error(errc::temporary, "cannot read message", util::log_escape(path_, 512), errno)};
         }
     }
 
 private:
+    std::span<char> limit(std::span<char> buf) const {
+        return buf.first(static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_)));
+    }
+    std::size_t consumed(ssize_t n) {
+        const auto got = static_cast<std::size_t>(n);
+        // A file that shrank (it must not, but) ends early, as read() says.
+        remaining_ = got == 0 ? 0 : remaining_ - got;
+        return got;
+    }
+
     unique_fd fd_;
-    std::string log_name_;
+    std::string path_;
+    std::uint64_t remaining_;
     bool nowait_works_ = true;
 };
 
@@ -206,7 +258,8 @@ public:
                 if (!S_ISREG(st.st_mode)) {
                     return unexpected{error{errc::temporary, "message " + log_name(m) + " is not a regular file"}};
                 }
-                return std::unique_ptr<message_source>{std::make_unique<maildir_message_source>(std::move(*fd), log_name(m))};
+                return std::unique_ptr<message_source>{std::make_unique<maildir_message_source>(
+                    std::move(*fd), path_ + "/" + relative, static_cast<std::uint64_t>(st.st_size))};
             }
             if (fd.error() != ENOENT || attempt == 2) {
                 return unexpected{errno_error(errc::temporary, "cannot open message", log_name(m), fd.error())};
@@ -215,6 +268,26 @@ public:
                 return unexpected{std::move(r.error())};
             }
         }
+    }
+
+    std::unique_ptr<message_source> try_open_message_cached(std::size_t index) override {
+        if (index >= snapshot_.messages.size() || snapshot_.messages[index].gone) {
+            return nullptr;
+        }
+        const located_message& m = snapshot_.messages[index];
+        std::string full = path_;
+        full += '/';
+        full += snapshot_.relative_path(m);
+        auto fd = open_if_cached(full);
+        if (!fd) {
+            return nullptr;  // not cached, renamed, or an error: open_message() sorts it out
+        }
+        struct stat st {};
+        if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            return nullptr;
+        }
+        return std::make_unique<maildir_message_source>(std::move(*fd), std::move(full),
+                                                        static_cast<std::uint64_t>(st.st_size));
     }
 
     result<void, error> remove(std::span<const std::size_t> indices) override {

@@ -647,5 +647,70 @@ TEST_F(MaildirStoreTest, CachedReadsServeWhatThePageCacheHolds) {
     EXPECT_EQ(got, body);
 }
 
+
+// The event loop's open: succeeds for a message whose path the kernel has cached (a file just
+// listed), and answers nullptr, never an error or a wrong file, for anything it cannot open
+// that way; open_message() then finds renamed files and reports removed ones.
+TEST_F(MaildirStoreTest, CachedOpenServesListedMessagesAndDefersTheRest) {
+    deliver("new", "1700000001.A.host", "first\n");
+    deliver("new", "1700000002.B.host", "second\n");
+    deliver("new", "1700000003.C.host", "third\n");
+    auto store = make_store();
+    auto drop = open_ok(*store);
+    ASSERT_TRUE(drop);
+
+    auto src = drop->try_open_message_cached(0);
+    ASSERT_NE(src, nullptr) << "a file listed a moment ago has its path in the dentry cache";
+    std::vector<char> buf(64);
+    auto r = src->try_read_cached(buf);
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(r.value().has_value());
+    EXPECT_EQ(std::string(buf.data(), *r.value()), "first\n");
+
+    // Renamed by another agent (flags): not found on the fast path, found by open_message().
+    fs::rename(maildir() + "/new/1700000002.B.host", maildir() + "/cur/1700000002.B.host:2,S");
+    EXPECT_EQ(drop->try_open_message_cached(1), nullptr);
+    auto moved = read_message(*drop, 1);
+    ASSERT_TRUE(moved) << moved.error().detail;
+    EXPECT_EQ(*moved, "second\n");
+    EXPECT_NE(drop->try_open_message_cached(1), nullptr) << "the snapshot now names the new path";
+
+    // Removed: nullptr here, and open_message() gives the error the client is told.
+    fs::remove(maildir() + "/new/1700000003.C.host");
+    EXPECT_EQ(drop->try_open_message_cached(2), nullptr);
+    EXPECT_FALSE(drop->open_message(2));
+
+    // Something that is not a regular file where the message was is never opened here.
+    ASSERT_EQ(::mkfifo((maildir() + "/new/1700000003.C.host").c_str(), 0600), 0);
+    EXPECT_EQ(drop->try_open_message_cached(2), nullptr);
+    EXPECT_EQ(drop->try_open_message_cached(99), nullptr);  // out of range: no crash
+}
+
+
+// Maildir files do not change after delivery, so the size at open ends the message: a writer
+// that broke that rule mid-RETR cannot make the message longer than what LIST announced.
+TEST_F(MaildirStoreTest, ReadingStopsAtTheSizeAtOpen) {
+    deliver("new", "1700000001.A.host", "original\n");
+    auto drop = open_ok(*make_store());
+    ASSERT_TRUE(drop);
+    auto src = drop->open_message(0);
+    ASSERT_TRUE(src);
+    {
+        std::ofstream out(maildir() + "/new/1700000001.A.host", std::ios::binary | std::ios::app);
+        out << "appended later\n";
+    }
+    std::string got;
+    char buf[4];
+    for (;;) {
+        auto n = (*src)->read(buf);
+        ASSERT_TRUE(n);
+        if (*n == 0) {
+            break;
+        }
+        got.append(buf, *n);
+    }
+    EXPECT_EQ(got, "original\n");
+}
+
 }  // namespace
 }  // namespace poplar::storage::maildir
