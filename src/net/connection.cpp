@@ -7,7 +7,6 @@
 #include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/redirect_error.hpp>
-#include <asio/ssl/error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <fmt/format.h>
@@ -81,8 +80,8 @@ connection::connection(asio::ip::tcp::socket socket, const connection_context& c
       started_(std::chrono::steady_clock::now()),
       framer_(limits::max_command_line) {
     asio::error_code ec;
-    // For read_available(): a synchronous read that answers would_block instead of waiting.
-    // Asio's own asynchronous operations (and so TLS) are unaffected by this flag.
+    // For read_available() and tls_stream: synchronous reads and writes that answer would_block
+    // instead of waiting. Asio's own asynchronous operations are unaffected by this flag.
     socket_.non_blocking(true, ec);
     const auto remote = socket_.remote_endpoint(ec);
     if (!ec) {
@@ -134,14 +133,15 @@ void connection::start_watchdog() {
     });
 }
 
-// Plain TCP: read what has arrived into a buffer on this thread's stack (this is not a
+// Read what has arrived (decrypted, over TLS) into a buffer on this thread's stack (this is not a
 // coroutine, so the buffer is not part of the session's frame) and hand the framer exactly those
 // bytes. Together with waiting for readability before reading, an idle session holds no receive
-// buffer at all: the 10,000-idle-session memory target (docs/performance.md). The stack copy
-// held PASS and AUTH lines, so it is wiped.
+// buffer at all, with or without TLS: the 10,000-idle-session memory target
+// (docs/performance.md). The stack copy held PASS and AUTH lines, so it is wiped.
 std::size_t connection::read_available(asio::error_code& ec) {
     char tmp[read_chunk];
-    const std::size_t n = socket_.read_some(asio::buffer(tmp), ec);
+    const std::size_t n =
+        tls_ ? tls_->read_available(std::span<char>(tmp), ec) : socket_.read_some(asio::buffer(tmp), ec);
     if (n > 0) {
         std::memcpy(framer_.prepare(n).data(), tmp, n);
         framer_.commit(n);
@@ -152,23 +152,19 @@ std::size_t connection::read_available(asio::error_code& ec) {
 }
 
 asio::awaitable<void> connection::receive(asio::error_code& ec) {
-    if (tls_) {
-        // OpenSSL keeps its own record buffer; the session's is needed only while reading.
-        auto buf = framer_.prepare(read_chunk);
-        const std::size_t n =
-            co_await tls_->async_read_some(asio::buffer(buf.data(), buf.size()), asio::redirect_error(use_awaitable, ec));
-        framer_.commit(n);
-        bytes_in_ += n;
-        co_return;
-    }
     // Try first, wait only on EAGAIN: Asio's epoll registration is edge-triggered, and a wait
-    // begun after bytes arrived would not complete until more came.
+    // begun after bytes arrived would not complete until more came. Over TLS, would_block means
+    // OpenSSL read the socket dry; tls_stream sends anything it has queued before it waits.
     for (;;) {
         if (read_available(ec) > 0 || ec != asio::error::would_block) {
             co_return;
         }
         ec = {};
-        co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+        if (tls_) {
+            co_await tls_->async_wait_readable(ec);
+        } else {
+            co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+        }
         if (ec) {
             co_return;
         }
@@ -185,7 +181,7 @@ asio::awaitable<bool> connection::flush() {
     arm_deadline(ctx_.timeouts.write);
     asio::error_code ec;
     auto buf = asio::buffer(out_);
-    const std::size_t n = tls_ ? co_await asio::async_write(*tls_, buf, asio::redirect_error(use_awaitable, ec))
+    const std::size_t n = tls_ ? co_await tls_->async_write(out_, ec)
                                : co_await asio::async_write(socket_, buf, asio::redirect_error(use_awaitable, ec));
     bytes_out_ += n;
     out_.clear();  // keeps its capacity for the rest of a RETR; run() frees it before idling
@@ -213,7 +209,7 @@ asio::awaitable<void> connection::close_transport() {
         // Send close_notify so the client can tell a complete reply from a truncated one.
         arm_deadline(2s);
         asio::error_code ec;
-        co_await tls_->async_shutdown(asio::redirect_error(use_awaitable, ec));
+        co_await tls_->async_shutdown(ec);
     }
     asio::error_code ec;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
@@ -232,9 +228,9 @@ asio::awaitable<void> connection::run() {
     facts.tls = implicit_tls_;
     facts.tls_available = ctx_.tls != nullptr;
     if (implicit_tls_) {
-        tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *ctx_.tls);
+        tls_ = std::make_unique<tls_stream>(socket_, *ctx_.tls);
         asio::error_code ec;
-        co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+        co_await tls_->async_handshake(ec);
         if (ec) {
             spdlog::info("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
             reason_ = timed_out_ ? end_reason::timeout : end_reason::error;
@@ -349,6 +345,9 @@ asio::awaitable<bool> connection::perform(core::step st) {
         if (opened) {
             spdlog::info("login: user=\"{}\" rip={} mech={} tls={} messages={}", util::log_escape(o->user), peer_,
                          session_->mechanism_name(), tls_ ? "yes" : "no", opened.value()->messages().size());
+            if (tls_) {
+                tls_->set_cleanse_plaintext(false);  // no more secrets from the client (STYLE.md habit 3)
+            }
         } else {
             spdlog::warn("maildrop open failed: user=\"{}\" rip={} error=\"{}\"", util::log_escape(o->user), peer_,
                          util::log_escape(opened.error().detail, 512));
@@ -527,10 +526,12 @@ asio::awaitable<bool> connection::start_tls() {
     // CVE-2021-38542): whatever arrived after STLS was sent in the clear, possibly injected by a
     // man in the middle; it must not run inside the TLS session (RFC 2595 §4).
     framer_.discard_buffered();
-    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *ctx_.tls);
+    // With OpenSSL reading the socket itself, nothing sent before STLS reaches TLS except what is
+    // still unread in the kernel, and that is not a TLS record: the handshake fails on it.
+    tls_ = std::make_unique<tls_stream>(socket_, *ctx_.tls);
     arm_deadline(ctx_.timeouts.login);
     asio::error_code ec;
-    co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    co_await tls_->async_handshake(ec);
     if (ec) {
         spdlog::info("stls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
         tls_.reset();

@@ -5,7 +5,6 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/context.hpp>
-#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
@@ -18,6 +17,7 @@
 #include "config/config.h"
 #include "core/line_framer.h"
 #include "core/session.h"
+#include "net/tls_stream.h"
 #include "net/worker_pool.h"
 #include "storage/maildrop.h"
 
@@ -65,7 +65,7 @@ private:
     void log_session_end() const;
 
     asio::ip::tcp::socket socket_;
-    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+    std::unique_ptr<tls_stream> tls_;  // after STLS or on the implicit-TLS port
     asio::steady_timer watchdog_;
     asio::steady_timer delay_;
     const connection_context& ctx_;
