@@ -108,7 +108,12 @@ void connection::stop() {
 
 void connection::arm_deadline(std::chrono::milliseconds from_now) {
     deadline_ = std::chrono::steady_clock::now() + from_now;
-    if (deadline_ < watchdog_.expiry()) {
+    if (!watchdog_waiting_) {
+        // It fired (a timeout) and did not re-arm: the goodbye and the TLS close that follow a
+        // timeout have deadlines of their own, and a client that stopped reading must not be
+        // able to hold them, and the connection, forever.
+        start_watchdog();
+    } else if (deadline_ < watchdog_.expiry()) {
         // Earlier than the pending wake-up: cancelling makes the watchdog re-check at once and
         // re-arm for the new deadline.
         watchdog_.expires_at(deadline_);
@@ -117,10 +122,15 @@ void connection::arm_deadline(std::chrono::milliseconds from_now) {
 
 // One timer per connection, re-armed lazily: reads and writes only move deadline_, and the
 // timer wakes at most once per deadline period to check it (the Asio "deadline" pattern).
+// Exactly one wait is pending or completing at a time: only arm_deadline() starts it, and only
+// when none is (watchdog_waiting_); a wait cancelled by expires_at() re-arms from its handler.
 void connection::start_watchdog() {
+    watchdog_waiting_ = true;
     watchdog_.expires_at(deadline_);
     watchdog_.async_wait([self = shared_from_this()](asio::error_code) {
-        if (self->closed_) {
+        self->watchdog_waiting_ = false;
+        // Not closed_: that is set when closing begins, and the TLS close still needs a deadline.
+        if (!self->socket_.is_open()) {
             return;
         }
         if (std::chrono::steady_clock::now() >= self->deadline_) {
@@ -220,8 +230,7 @@ asio::awaitable<void> connection::close_transport() {
 
 asio::awaitable<void> connection::run() {
     auto self = shared_from_this();
-    arm_deadline(ctx_.timeouts.login);
-    start_watchdog();
+    arm_deadline(ctx_.timeouts.login);  // also starts the watchdog
 
     core::connection_facts facts;
     facts.loopback = loopback_;

@@ -76,6 +76,7 @@ private:
     std::chrono::steady_clock::time_point deadline_;
     std::chrono::steady_clock::time_point started_;
     bool timed_out_ = false;
+    bool watchdog_waiting_ = false;  // a wait on watchdog_ is pending
     bool stopping_ = false;
     bool closed_ = false;
     end_reason reason_ = end_reason::disconnect;
