@@ -136,6 +136,25 @@ protected:
         }
     }
 
+    // The server's handshake against `bytes` sent by the client in place of a ClientHello (then,
+    // with half_close, the client's FIN): the error it ends with. run() reports a hang.
+    asio::error_code handshake_against(const std::string& bytes, bool half_close) {
+        asio::error_code handshake_ec;
+        auto server_side = [&]() -> asio::awaitable<void> {
+            co_await server().async_handshake(handshake_ec);
+            server_socket_.close();  // as connection does after a failed handshake
+        };
+        auto client_side = [&]() -> asio::awaitable<void> {
+            asio::error_code ignored;
+            co_await asio::async_write(client_socket_, asio::buffer(bytes), redirect_error(use_awaitable, ignored));
+            if (half_close) {
+                client_socket_.shutdown(tcp::socket::shutdown_send);
+            }
+        };
+        run(server_side, client_side);
+        return handshake_ec;
+    }
+
     // The server echoes `payload` (read in full, then written back in one async_write) and then
     // expects the client's close_notify. The client sends while it reads, so neither side blocks
     // the other whatever the payload's size.
@@ -321,37 +340,15 @@ TEST_F(TlsStreamTest, TcpDropWithoutCloseNotifyIsTruncation) {
 }
 
 TEST_F(TlsStreamTest, GarbageFailsTheHandshakeWithAMeaningfulError) {
-    asio::error_code handshake_ec;
-    auto server_side = [&]() -> asio::awaitable<void> {
-        co_await server().async_handshake(handshake_ec);
-        server_socket_.close();  // as connection does after a failed handshake
-    };
-    auto client_side = [&]() -> asio::awaitable<void> {
-        asio::error_code ignored;
-        const std::string garbage = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n";
-        co_await asio::async_write(client_socket_, asio::buffer(garbage), redirect_error(use_awaitable, ignored));
-    };
-    run(server_side, client_side);
+    const asio::error_code handshake_ec = handshake_against("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n", false);
     ASSERT_TRUE(handshake_ec);
     EXPECT_EQ(handshake_ec.category(), asio::error::get_ssl_category());
     EXPECT_NE(handshake_ec.message(), "asio.ssl error");  // OpenSSL's reason, for the log line
 }
 
 TEST_F(TlsStreamTest, GarbageThenCloseDoesNotHang) {
-    asio::error_code handshake_ec;
-    auto server_side = [&]() -> asio::awaitable<void> {
-        co_await server().async_handshake(handshake_ec);
-        server_socket_.close();  // as connection does after a failed handshake
-    };
-    auto client_side = [&]() -> asio::awaitable<void> {
-        asio::error_code ignored;
-        // A record header promising 128 bytes, then 7 and EOF.
-        const std::string partial("\x16\x03\x01\x00\x80garbage", 12);
-        co_await asio::async_write(client_socket_, asio::buffer(partial), redirect_error(use_awaitable, ignored));
-        client_socket_.shutdown(tcp::socket::shutdown_send);
-    };
-    run(server_side, client_side);
-    EXPECT_TRUE(handshake_ec);
+    // A record header promising 128 bytes, then 7 and EOF.
+    EXPECT_TRUE(handshake_against(std::string("\x16\x03\x01\x00\x80garbage", 12), true));
 }
 
 // What STARTTLS injection (RFC 2595 §4, CVE-2021-38542) leaves in the kernel for the stream to
