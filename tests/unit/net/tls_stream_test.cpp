@@ -136,6 +136,15 @@ protected:
         }
     }
 
+    // A client that completes the handshake, says nothing for `quiet`, then closes.
+    asio::awaitable<void> silent_client(std::chrono::milliseconds quiet, asio::error_code& ec) {
+        co_await client().async_handshake(asio::ssl::stream_base::client, redirect_error(use_awaitable, ec));
+        asio::steady_timer hold(io_, quiet);
+        asio::error_code ignored;
+        co_await hold.async_wait(redirect_error(use_awaitable, ignored));
+        client_socket_.close();
+    }
+
     // The server's handshake against `bytes` sent by the client in place of a ClientHello (then,
     // with half_close, the client's FIN): the error it ends with. run() reports a hang.
     asio::error_code handshake_against(const std::string& bytes, bool half_close) {
@@ -288,7 +297,6 @@ TEST_F(TlsStreamTest, ServerShutdownSendsCloseNotifyAndWaitsForClients) {
 TEST_F(TlsStreamTest, ServerShutdownGivesUpOnASilentClient) {
     asio::error_code handshake_ec, shutdown_ec, client_ec;
     std::chrono::steady_clock::duration lingered{};
-    asio::steady_timer client_hold(io_);
     auto server_side = [&]() -> asio::awaitable<void> {
         co_await server().async_handshake(handshake_ec);
         co_await server().async_write("-ERR autologout\r\n", shutdown_ec);
@@ -296,13 +304,7 @@ TEST_F(TlsStreamTest, ServerShutdownGivesUpOnASilentClient) {
         co_await server().async_shutdown(shutdown_ec, 200ms);
         lingered = std::chrono::steady_clock::now() - start;
     };
-    auto client_side = [&]() -> asio::awaitable<void> {
-        co_await client().async_handshake(asio::ssl::stream_base::client, redirect_error(use_awaitable, client_ec));
-        client_hold.expires_after(1s);  // connected and silent well past the limit
-        asio::error_code ignored;
-        co_await client_hold.async_wait(redirect_error(use_awaitable, ignored));
-        client_socket_.close();
-    };
+    auto client_side = [&]() { return silent_client(1s, client_ec); };  // connected and silent well past the limit
     run(server_side, client_side);
     EXPECT_FALSE(handshake_ec) << handshake_ec.message();
     EXPECT_FALSE(client_ec) << client_ec.message();
@@ -373,7 +375,6 @@ TEST_F(TlsStreamTest, PlaintextBeforeClientHelloFailsTheHandshake) {
 TEST_F(TlsStreamTest, SocketCancelWhileWaitingToReadIsOperationAborted) {
     asio::error_code handshake_ec, read_ec, client_ec;
     asio::steady_timer watchdog(io_);
-    asio::steady_timer client_hold(io_);
     auto server_side = [&]() -> asio::awaitable<void> {
         co_await server().async_handshake(handshake_ec);
         // As connection's watchdog does: cancel the socket's pending operations.
@@ -383,13 +384,7 @@ TEST_F(TlsStreamTest, SocketCancelWhileWaitingToReadIsOperationAborted) {
         const std::span<char> into(buf);
         co_await server().async_read_some(into, read_ec);
     };
-    auto client_side = [&]() -> asio::awaitable<void> {
-        co_await client().async_handshake(asio::ssl::stream_base::client, redirect_error(use_awaitable, client_ec));
-        client_hold.expires_after(500ms);  // connected and silent past the cancellation
-        asio::error_code ignored;
-        co_await client_hold.async_wait(redirect_error(use_awaitable, ignored));
-        client_socket_.close();
-    };
+    auto client_side = [&]() { return silent_client(500ms, client_ec); };  // connected and silent past the cancellation
     run(server_side, client_side);
     EXPECT_FALSE(handshake_ec) << handshake_ec.message();
     EXPECT_FALSE(client_ec) << client_ec.message();
