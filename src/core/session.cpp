@@ -489,6 +489,17 @@ step session::cmd_quit() {
     return step{{}, {}, effect::commit{std::move(indices)}};
 }
 
+void session::release_maildrop() {
+    if (state_ == state::closed) {
+        maildrop_.reset();
+    }
+}
+
+void session::on_disconnect() {
+    state_ = state::closed;
+    maildrop_.reset();
+}
+
 step session::on_commit_done(const result<void, storage::error>& removed) {
     if (!removed) {
         return step{err(resp_code::sys_temp, "some deleted messages were not removed"), {}, effect::close{}};

@@ -127,6 +127,14 @@ public:
     // The logged-in maildrop (TRANSACTION state only); the connection streams and removes
     // messages through it.
     storage::maildrop* maildrop() const { return maildrop_.get(); }
+    // Once the session is closed, lets go of the maildrop (and with it an exclusive lock, RFC 1939
+    // §8). The connection calls it before sending the last reply, so a client that reconnects the
+    // moment it reads "+OK signing off" finds its maildrop free. Does nothing before then.
+    void release_maildrop();
+    // The connection ended without QUIT (dropped, timed out, server shutdown): the session is
+    // closed without entering UPDATE, so nothing is deleted (RFC 1939 §6), and the maildrop is
+    // released before the session's log line, which scripts and tests wait for.
+    void on_disconnect();
     // For log lines: the user logged in (or last tried), and the mechanism in use.
     const std::string& user() const { return log_user_; }
     const std::string& mechanism_name() const { return mech_name_; }

@@ -314,6 +314,9 @@ asio::awaitable<void> connection::run() {
         const std::string bye = core::shutdown_reply();
         co_await say_goodbye(bye);
     }
+    if (session_) {
+        session_->on_disconnect();  // after QUIT already closed; otherwise deletes nothing
+    }
     co_await close_transport();
     log_session_end();
 }
@@ -383,6 +386,7 @@ asio::awaitable<bool> connection::perform(core::step st) {
     }
     if (std::holds_alternative<core::effect::close>(st.next)) {
         reason_ = session_->quit_requested() ? end_reason::quit : end_reason::closed_by_server;
+        session_->release_maildrop();  // before the reply: the lock is gone when the client sees it
         co_await flush();
         co_return false;
     }

@@ -169,6 +169,24 @@ TEST(SessionTransaction, QuitWithoutDeletions) {
     EXPECT_EQ(li.d.session().current_state(), session::state::closed);
 }
 
+TEST(SessionTransaction, MaildropIsReleasedOnlyOnceClosed) {
+    logged_in li;
+    li.d.session().release_maildrop();  // still in TRANSACTION: ignored
+    EXPECT_NE(li.d.session().maildrop(), nullptr);
+    EXPECT_EQ(li.d.line("QUIT"), "+OK signing off\r\n");
+    li.d.session().release_maildrop();
+    EXPECT_EQ(li.d.session().maildrop(), nullptr);
+}
+
+TEST(SessionTransaction, DisconnectDeletesNothingAndReleasesTheMaildrop) {
+    logged_in li;
+    li.d.line("DELE 1");
+    li.d.session().on_disconnect();
+    EXPECT_EQ(li.d.session().current_state(), session::state::closed);
+    EXPECT_EQ(li.d.session().maildrop(), nullptr);
+    EXPECT_EQ(li.d.session().stats().dele, 0u);
+}
+
 TEST(SessionTransaction, QuitWithDeletionsCommits) {
     logged_in li;
     li.d.line("DELE 3");
