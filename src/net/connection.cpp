@@ -400,35 +400,18 @@ struct chunk {
     bool eof = false;
 };
 
-// Reads until `buf` is full or the message ends, so that a message smaller than one chunk costs
-// one trip to the worker pool rather than one per read() plus one more to learn that it ended.
-result<chunk, storage::error> fill(storage::message_source& src, std::span<char> buf) {
+// Reads until `buf` is full, the message ends, or `read` has nothing more without blocking
+// (nullopt). `read` answers like message_source::try_read_cached.
+template <class Read>
+result<chunk, storage::error> fill_with(std::span<char> buf, Read&& read) {
     chunk c;
     while (c.bytes < buf.size()) {
-        auto got = src.read(buf.subspan(c.bytes));
-        if (!got) {
-            return unexpected(got.error());
-        }
-        if (got.value() == 0) {
-            c.eof = true;
-            break;
-        }
-        c.bytes += got.value();
-    }
-    return c;
-}
-
-// Reads what the page cache already holds, on the event loop, without blocking. bytes == 0 and
-// !eof means nothing was cached: the caller reads on the worker pool instead.
-result<chunk, storage::error> fill_cached(storage::message_source& src, std::span<char> buf) {
-    chunk c;
-    while (c.bytes < buf.size()) {
-        auto got = src.try_read_cached(buf.subspan(c.bytes));
+        result<std::optional<std::size_t>, storage::error> got = read(buf.subspan(c.bytes));
         if (!got) {
             return unexpected(got.error());
         }
         if (!got.value()) {
-            break;  // the rest is not in memory
+            break;
         }
         if (*got.value() == 0) {
             c.eof = true;
@@ -437,6 +420,24 @@ result<chunk, storage::error> fill_cached(storage::message_source& src, std::spa
         c.bytes += *got.value();
     }
     return c;
+}
+
+// Blocking reads (worker pool): a message smaller than one chunk costs one trip to the pool
+// rather than one per read() plus one more to learn that it ended.
+result<chunk, storage::error> fill(storage::message_source& src, std::span<char> buf) {
+    return fill_with(buf, [&src](std::span<char> rest) -> result<std::optional<std::size_t>, storage::error> {
+        auto got = src.read(rest);
+        if (!got) {
+            return unexpected(got.error());
+        }
+        return std::optional<std::size_t>{got.value()};
+    });
+}
+
+// What the page cache already holds, on the event loop, without blocking. bytes == 0 and !eof
+// means nothing was cached: the caller reads on the worker pool instead.
+result<chunk, storage::error> fill_cached(storage::message_source& src, std::span<char> buf) {
+    return fill_with(buf, [&src](std::span<char> rest) { return src.try_read_cached(rest); });
 }
 
 struct opened_message {
