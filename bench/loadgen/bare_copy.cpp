@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,6 +65,13 @@ void send_all(int fd, const char* p, std::size_t n) {
     }
 }
 
+double thread_cpu_s() {
+    rusage ru{};
+    ::getrusage(RUSAGE_THREAD, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 }  // namespace
 
 run_result bare_copy(const options& opt) {
@@ -82,6 +90,7 @@ run_result bare_copy(const options& opt) {
         ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
         fail("bind/listen");
     }
+    double sender_cpu_s = 0;
     std::thread sender([&] {
         const int fd = ::accept(lfd, nullptr, nullptr);
         if (fd < 0) {
@@ -91,11 +100,13 @@ run_result bare_copy(const options& opt) {
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         char go = 0;
         while (::recv(fd, &go, 1, 0) == 1) {  // one request byte per transfer, like "RETR n"
+            const double t0 = thread_cpu_s();
             try {
                 send_all(fd, payload.data(), payload.size());
             } catch (const std::exception&) {
                 break;
             }
+            sender_cpu_s += thread_cpu_s() - t0;
         }
         ::close(fd);
     });
@@ -134,6 +145,7 @@ run_result bare_copy(const options& opt) {
     ::close(fd);
     sender.join();
     ::close(lfd);
+    r.sender_cpu_s = sender_cpu_s;
     r.retr_octets = payload.size();
     r.sessions = 1;
     r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

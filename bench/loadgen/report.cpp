@@ -76,6 +76,7 @@ struct derived {
     double idle_rss_per_session = 0, idle_pss_per_session = 0;  // bytes
     double retr_mb_per_s_median = 0, retr_mb_per_s_best = 0;
     double other_cpu_s = 0, steal_s = 0;  // CPU other processes took during the run (noise)
+    double sender_ns_per_octet = 0;       // bare-copy
 };
 
 derived derive(const options& opt, run_result& r) {
@@ -102,6 +103,9 @@ derived derive(const options& opt, run_result& r) {
     d.other_cpu_s = std::max(0.0, (r.machine_after.busy_s - r.machine_before.busy_s) - r.loadgen_cpu_s -
                                       (opt.server_pids.empty() ? 0.0 : d.server_cpu_s));
     d.steal_s = r.machine_after.steal_s - r.machine_before.steal_s;
+    if (r.retr_wire_bytes > 0) {
+        d.sender_ns_per_octet = r.sender_cpu_s * 1e9 / static_cast<double>(r.retr_wire_bytes);
+    }
     d.retr_mb_per_s_median = median(r.retr_mb_per_s);
     if (!r.retr_mb_per_s.empty()) {
         d.retr_mb_per_s_best = *std::max_element(r.retr_mb_per_s.begin(), r.retr_mb_per_s.end());
@@ -143,6 +147,10 @@ std::string human_report(const options& opt, run_result& r) {
         line("transfer octets", fmt::format("{}", r.retr_octets));
         line("MB/s per transfer", fmt::format("median {:.1f}  best {:.1f}  (n={})", d.retr_mb_per_s_median,
                                               d.retr_mb_per_s_best, r.retr_mb_per_s.size()));
+    }
+    if (opt.mode == run_mode::bare_copy) {
+        line("sender CPU", fmt::format("{:.3f} s ({:.3f} ns/octet: the floor for sending these bytes)", r.sender_cpu_s,
+                                       d.sender_ns_per_octet));
     }
     if (!r.cipher.empty()) {
         line("TLS", r.cipher);
@@ -200,8 +208,9 @@ std::string json_report(const options& opt, run_result& r) {
                      json_sample(r.server_after), json_sample(r.server_loaded), json_sample(r.server_held));
     o += fmt::format(R"("idle":{{"logged_in":{},"rss_per_session_bytes":{:.1f},"pss_per_session_bytes":{:.1f}}},)",
                      r.idle_logged_in, d.idle_rss_per_session, d.idle_pss_per_session);
-    o += fmt::format(R"("transfer":{{"octets":{},"mb_per_s":{},"mb_per_s_median":{:.3f},"mb_per_s_best":{:.3f}}})",
+    o += fmt::format(R"("transfer":{{"octets":{},"mb_per_s":{},"mb_per_s_median":{:.3f},"mb_per_s_best":{:.3f},)",
                      r.retr_octets, mbs, d.retr_mb_per_s_median, d.retr_mb_per_s_best);
+    o += fmt::format(R"("sender_cpu_s":{:.4f},"sender_ns_per_octet":{:.4f}}})", r.sender_cpu_s, d.sender_ns_per_octet);
     o += "}\n";
     return o;
 }

@@ -47,6 +47,10 @@ struct run_result {
     // large
     std::vector<double> retr_mb_per_s;   // one per timed RETR
     std::uint64_t retr_octets = 0;       // octets of one timed RETR body (wire)
+    // bare-copy: CPU of the sending thread alone (its send() calls, and on loopback the kernel's
+    // delivery to the receiver, which runs in the sender's context): what any server pays at
+    // least to send these bytes, the floor under a server's CPU per byte.
+    double sender_cpu_s = 0;
 
     void add_error(const std::string& text);
     void merge(run_result&& other);
