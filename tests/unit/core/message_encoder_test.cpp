@@ -324,6 +324,29 @@ TEST(MessageEncoder, RetrAgreesWithGenericPathOnRandomMessages) {
     }
 }
 
+TEST(MessageEncoder, RetrAgreesWithGenericPathOnDenseMessages) {
+    // Several of the fast path's 32-octet blocks long, over alphabets where nearly every octet is
+    // one the rule acts on, so CRs, LFs and line-initial dots fall on every position of a block,
+    // on block boundaries (a CR ending one, an LF or a "." starting the next) and on chunk
+    // boundaries.
+    std::mt19937 rng(2449);
+    auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    constexpr std::string_view alphabets[] = {"a.\r\n", "..\n", "\r\n", "\n", "\r", ".", "x.\r\n\n\n"};
+    for (int i = 0; i < 3000; ++i) {
+        const std::string_view alphabet = alphabets[below(std::size(alphabets))];
+        std::string m;
+        for (std::size_t len = 64 + below(200); m.size() < len;) {
+            m += alphabet[below(alphabet.size())];
+        }
+        ASSERT_TRUE(paths_agree(m, {}));
+        for (int j = 0; j < 4; ++j) {
+            std::vector<std::size_t> cuts{below(m.size() + 1), below(m.size() + 1)};
+            std::sort(cuts.begin(), cuts.end());
+            ASSERT_TRUE(paths_agree(m, cuts));
+        }
+    }
+}
+
 TEST(MessageEncoder, RetrAgreesWithGenericPathOnLargeMessages) {
     // Bigger than the room the fast path makes at a time (1 KiB), with lines longer than that,
     // fed in chunks of sizes around its block size and its room sizes.
@@ -346,6 +369,13 @@ TEST(MessageEncoder, RetrAgreesWithGenericPathOnLargeMessages) {
         std::string(70000, '\n'),                           // the worst case: twice the size
         std::string(3000, '.') + "\n" + std::string(40, '.'),  // one long stuffed line
         std::string(65536, 'x') + "\r",                      // one line, a CR across the last chunk
+        [] {  // CRLF mail with a CR ending every other 32-octet block
+            std::string crlf;
+            while (crlf.size() < 70000) {
+                crlf += std::string(crlf.size() % 64 == 0 ? 30 : 62, 'c') + "\r\n";
+            }
+            return crlf;
+        }(),
     };
     for (const std::string& m : messages) {
         for (std::size_t chunk : {1ul, 31ul, 32ul, 33ul, 255ul, 256ul, 1023ul, 1024ul, 1025ul, 4096ul,
