@@ -56,20 +56,47 @@ void verification_cache::remember(std::string_view user, std::string_view stored
     const digest d = mac(user, stored, password);
     const clock::time_point now = now_();
     std::lock_guard lock(mutex_);
-    if (entries_.size() >= options_.max_entries && entries_.find(std::string(user)) == entries_.end()) {
-        // Full: drop what has expired; if that frees nothing, drop an arbitrary entry. Its user
-        // simply pays one full verification at the next login.
-        std::erase_if(entries_, [&](const auto& kv) { return kv.second.expires <= now; });
-        if (entries_.size() >= options_.max_entries) {
-            entries_.erase(entries_.begin());
+    drop_oldest(true, now);
+    std::string key(user);
+    if (entries_.size() >= options_.max_entries && !entries_.contains(key)) {
+        // Full of live entries: the one closest to expiring goes. Its user pays one full
+        // verification at the next login.
+        drop_oldest(false, now);
+    }
+    const clock::time_point expires = now + options_.ttl;
+    entries_.insert_or_assign(key, entry{d, expires});
+    order_.push_back(record{std::move(key), expires});
+}
+
+// Pops records from the front: stale ones always; live ones while expired (only_expired), or the
+// first live one whatever its expiry (to make room). Amortised constant: each record is pushed
+// and popped once.
+void verification_cache::drop_oldest(bool only_expired, clock::time_point now) {
+    while (!order_.empty()) {
+        const record& r = order_.front();
+        const auto it = entries_.find(r.user);
+        const bool live = it != entries_.end() && it->second.expires == r.expires;
+        if (live && only_expired && r.expires > now) {
+            return;
+        }
+        if (live) {
+            entries_.erase(it);
+        }
+        order_.pop_front();
+        if (live && !only_expired) {
+            return;
         }
     }
-    entries_[std::string(user)] = entry{d, now + options_.ttl};
 }
 
 std::size_t verification_cache::size() const {
     std::lock_guard lock(mutex_);
     return entries_.size();
+}
+
+std::size_t verification_cache::order_records() const {
+    std::lock_guard lock(mutex_);
+    return order_.size();
 }
 
 }  // namespace poplar::auth

@@ -57,6 +57,56 @@ TEST(VerificationCache, StaysBounded) {
     EXPECT_TRUE(c.matches("user99", "h", "pw"));  // the newest entry is always kept
 }
 
+TEST(VerificationCache, FullOfLiveEntriesDropsTheOneExpiringFirst) {
+    fake_clock clock;
+    verification_cache c({std::chrono::hours(1), 3}, clock);
+    for (const char* user : {"u0", "u1", "u2"}) {
+        c.remember(user, "h", "pw");
+        clock.advance(std::chrono::seconds(1));
+    }
+    c.remember("u3", "h", "pw");  // full: u0 is the oldest
+    EXPECT_FALSE(c.matches("u0", "h", "pw"));
+    EXPECT_TRUE(c.matches("u1", "h", "pw"));
+    c.remember("u1", "h", "pw");  // u1 verified again: now the newest, its old record stale
+    clock.advance(std::chrono::seconds(1));
+    c.remember("u4", "h", "pw");  // full: u2 is now the oldest, not u1
+    EXPECT_TRUE(c.matches("u1", "h", "pw"));
+    EXPECT_FALSE(c.matches("u2", "h", "pw"));
+    EXPECT_TRUE(c.matches("u3", "h", "pw"));
+    EXPECT_TRUE(c.matches("u4", "h", "pw"));
+    EXPECT_EQ(c.size(), 3u);
+}
+
+TEST(VerificationCache, ExpiredEntriesLeaveBeforeLiveOnes) {
+    fake_clock clock;
+    verification_cache c({std::chrono::seconds(60), 3}, clock);
+    c.remember("a", "h", "pw");
+    clock.advance(std::chrono::seconds(30));
+    c.remember("b", "h", "pw");
+    clock.advance(std::chrono::seconds(20));
+    c.remember("c", "h", "pw");
+    clock.advance(std::chrono::seconds(20));  // t = 70: a expired at 60, b and c live
+    c.remember("d", "h", "pw");
+    EXPECT_EQ(c.size(), 3u);
+    EXPECT_TRUE(c.matches("b", "h", "pw"));
+    EXPECT_TRUE(c.matches("c", "h", "pw"));
+    EXPECT_TRUE(c.matches("d", "h", "pw"));
+}
+
+TEST(VerificationCache, BookkeepingStaysBoundedOverManyLogins) {
+    // Users verified again and again over many TTLs: the expiry-order records of the last TTL
+    // stay, the rest go (they would otherwise grow with every login forever).
+    fake_clock clock;
+    verification_cache c({std::chrono::seconds(60), 1000}, clock);
+    for (int i = 0; i < 20000; ++i) {
+        c.remember("user" + std::to_string(i % 50), "h", "pw");
+        clock.advance(std::chrono::milliseconds(100));  // 600 remember() calls per TTL
+    }
+    EXPECT_EQ(c.size(), 50u);
+    EXPECT_LE(c.order_records(), 601u);
+    EXPECT_TRUE(c.matches("user49", "h", "pw"));
+}
+
 // A one-user passdb whose stored hash the test can change, like an admin editing the file.
 class one_user_db final : public passdb {
 public:
