@@ -79,4 +79,19 @@ outcome credential_checker::check(std::string_view user, std::string_view passwo
     return out;
 }
 
+std::optional<outcome> credential_checker::check_cached(std::string_view user, std::string_view password) const {
+    if (!cache_ || user.empty() || password.empty()) {
+        return std::nullopt;
+    }
+    const auto found = db_->try_lookup_cached(user);
+    if (!found || !found->has_value()) {
+        return std::nullopt;
+    }
+    const stored_credential& credential = **found;
+    if (!cache_->matches(credential.user, credential.password.view(), password)) {
+        return std::nullopt;
+    }
+    return outcome{verdict::success, credential.user, {}};
+}
+
 }  // namespace poplar::auth

@@ -29,6 +29,14 @@ public:
     // The credential for `user` (exact, case-sensitive match, like Dovecot's default), nullopt
     // when there is no such user. Thread-safe: called from every worker at once. May block.
     virtual result<std::optional<stored_credential>, temp_error> lookup(std::string_view user) = 0;
+    // The same answer as lookup() when it can be had without blocking (no file to re-read, no
+    // server to ask, no lock to wait for), so a login whose password the verification cache holds
+    // can finish on the event loop; nullopt otherwise: call lookup() on the worker pool. Errors
+    // are left to lookup(). The default never tries.
+    virtual std::optional<std::optional<stored_credential>> try_lookup_cached(std::string_view user) {
+        (void)user;
+        return std::nullopt;
+    }
 
     // A stored string, made from a random password, that costs what a typical account here costs
     // to verify (same scheme and parameters as the most common one). Unknown users are verified

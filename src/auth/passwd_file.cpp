@@ -304,6 +304,27 @@ result<std::optional<stored_credential>, temp_error> passwd_file::lookup(std::st
         stored_credential{it->first, util::secret_string(std::string(it->second.password.view()))});
 }
 
+std::optional<std::optional<stored_credential>> passwd_file::try_lookup_cached(std::string_view user) {
+    std::shared_ptr<const snapshot> snap;
+    {
+        const std::unique_lock lock(state_->mu, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            return std::nullopt;  // another thread is reloading or checking: not worth waiting for
+        }
+        struct stat st {};
+        if (::stat(state_->path.c_str(), &st) != 0 || !(file_key::of(st) == state_->current_key)) {
+            return std::nullopt;  // changed or unreadable: lookup() reloads or reports it
+        }
+        snap = state_->current;
+    }
+    const auto it = snap->users.find(user);
+    if (it == snap->users.end()) {
+        return std::optional<stored_credential>{};
+    }
+    return std::optional<stored_credential>(
+        stored_credential{it->first, util::secret_string(std::string(it->second.password.view()))});
+}
+
 std::string passwd_file::timing_dummy() const {
     const std::lock_guard lock(state_->mu);
     return state_->current->timing_dummy;

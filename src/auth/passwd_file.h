@@ -34,6 +34,9 @@ public:
     // re-reads it. A file that became unreadable or malformed gives temp_error (fail closed: a
     // half-written file must not lock out or let in the wrong users) until it is fixed.
     result<std::optional<stored_credential>, temp_error> lookup(std::string_view user) override;
+    // From the loaded version when the file has not changed (one stat(), as lookup() does) and no
+    // other thread holds the lock (a reload in progress); nullopt otherwise.
+    std::optional<std::optional<stored_credential>> try_lookup_cached(std::string_view user) override;
     std::string timing_dummy() const override;
 
     // Users in the version of the file currently in memory.

@@ -5,6 +5,7 @@
 // (RFC 5802), OAUTHBEARER (RFC 7628) and EXTERNAL (RFC 4422 App. A) plug in as further mechanisms.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,14 @@ public:
     // Consumes one decoded client response (the initial response, or a continuation). May block
     // on password hashing or a database lookup: the network layer runs it on the worker pool.
     virtual step_result step(std::string_view client_response) = 0;
+
+    // step() when it can finish without blocking (a password the verification cache holds), for
+    // the event loop; nullopt, with nothing consumed, when step() must run on the worker pool.
+    // The default never tries.
+    virtual std::optional<step_result> try_step_without_blocking(std::string_view client_response) {
+        (void)client_response;
+        return std::nullopt;
+    }
 };
 
 }  // namespace poplar::auth

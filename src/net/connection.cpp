@@ -338,8 +338,17 @@ asio::awaitable<bool> connection::perform(core::step st) {
 
     if (auto* a = std::get_if<core::effect::run_auth>(&st.next)) {
         auth::sasl_mechanism* mech = a->mechanism;
-        auto job = [mech, resp = util::secret_string(std::move(a->response))]() { return mech->step(resp.view()); };
-        auth::sasl_mechanism::step_result r = co_await ctx_.pool.async_run(std::move(job));
+        util::secret_string resp(std::move(a->response));
+        // A password the verification cache holds is checked here, on the event loop: for a
+        // client that polls every few minutes that is most logins, and each trip to the worker
+        // pool and back costs two thread switches.
+        std::optional<auth::sasl_mechanism::step_result> quick = mech->try_step_without_blocking(resp.view());
+        if (!quick) {
+            auto job = [mech, resp = std::move(resp)]() { return mech->step(resp.view()); };
+            auth::sasl_mechanism::step_result slow = co_await ctx_.pool.async_run(std::move(job));
+            quick = std::move(slow);
+        }
+        auth::sasl_mechanism::step_result r = std::move(*quick);
         if (r.done && r.result.result == auth::verdict::failure) {
             spdlog::info("auth failed: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
                          peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));

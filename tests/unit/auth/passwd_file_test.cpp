@@ -176,6 +176,30 @@ TEST_F(PasswdFile, ReloadsWhenTheFileChanges) {
     EXPECT_EQ(db->user_count(), 2u);
 }
 
+TEST_F(PasswdFile, CachedLookupAnswersOnlyFromAnUnchangedFile) {
+    write("alice:{PLAIN}one\n");
+    auto db = passwd_file::load(path_);
+    ASSERT_TRUE(db.has_value());
+    auto alice = db->try_lookup_cached("alice");
+    ASSERT_TRUE(alice.has_value() && alice->has_value());
+    EXPECT_EQ((*alice)->password.view(), "{PLAIN}one");
+    auto nobody = db->try_lookup_cached("nobody");
+    ASSERT_TRUE(nobody.has_value());
+    EXPECT_FALSE(nobody->has_value());  // known not to exist, as lookup() would say
+
+    // Changed: re-reading the file is blocking work, left to lookup() on the worker pool.
+    write("alice:{PLAIN}two\n");
+    EXPECT_FALSE(db->try_lookup_cached("alice").has_value());
+    ASSERT_TRUE(db->lookup("alice").has_value());  // reloads
+    alice = db->try_lookup_cached("alice");
+    ASSERT_TRUE(alice.has_value() && alice->has_value());
+    EXPECT_EQ((*alice)->password.view(), "{PLAIN}two");
+
+    // Gone: the error is lookup()'s to report.
+    fs::remove(path_);
+    EXPECT_FALSE(db->try_lookup_cached("alice").has_value());
+}
+
 TEST_F(PasswdFile, BrokenOrMissingFileAfterLoadIsATemporaryError) {
     write("alice:{PLAIN}one\n");
     auto db = passwd_file::load(path_);

@@ -29,6 +29,13 @@ public:
         }
         return std::optional<stored_credential>(stored_credential{it->first, util::secret_string(it->second)});
     }
+    std::optional<std::optional<stored_credential>> try_lookup_cached(std::string_view user) override {
+        auto found = lookup(user);
+        if (!found) {
+            return std::nullopt;
+        }
+        return std::move(found.value());
+    }
     std::string timing_dummy() const override { return dummy; }
 
     bool fail = false;
@@ -95,6 +102,43 @@ void expect_failure(const outcome& o, std::string_view user, std::string_view re
     EXPECT_EQ(o.result, verdict::failure);
     EXPECT_EQ(o.user, user);
     EXPECT_EQ(o.log_reason, reason);
+}
+
+TEST_F(Sasl, PlainFinishesWithoutBlockingOnlyOnACachedSuccess) {
+    passdb_authenticator cached(db_, verifier_, std::make_shared<verification_cache>(verification_cache_options{}));
+    using namespace std::string_literals;
+    const std::string good = "\0alice\0secret"s;
+
+    // Not verified yet: nothing is consumed, and step() (on the worker pool) does the work.
+    auto first = cached.start("PLAIN");
+    EXPECT_FALSE(first->try_step_without_blocking(good));
+    const auto r = first->step(good);
+    ASSERT_TRUE(r.done);
+    EXPECT_EQ(r.result.result, verdict::success);
+    EXPECT_EQ(verifier_.calls->size(), 1u);
+
+    // Verified within the TTL: the next login finishes at once, with no hash.
+    auto second = cached.start("PLAIN");
+    const auto quick = second->try_step_without_blocking(good);
+    ASSERT_TRUE(quick);
+    EXPECT_TRUE(quick->done);
+    EXPECT_EQ(quick->result.result, verdict::success);
+    EXPECT_EQ(quick->result.user, "alice");
+    EXPECT_EQ(verifier_.calls->size(), 1u);
+    // The exchange is over, as after step().
+    expect_failure(second->step(good).result, "", "PLAIN exchange already finished");
+    EXPECT_FALSE(second->try_step_without_blocking(good));
+
+    // Refusals never finish early: malformed, proxy authorization, a wrong password, an unknown
+    // user, a database that cannot answer. Each goes to step() and its full cost.
+    for (const std::string& response : {"alice\0secret"s, "bob\0alice\0secret"s, "\0alice\0guess"s,
+                                        "\0nobody\0secret"s, "\0alice\0"s}) {
+        auto mech = cached.start("PLAIN");
+        EXPECT_FALSE(mech->try_step_without_blocking(response)) << response;
+    }
+    db_->fail = true;
+    EXPECT_FALSE(cached.start("PLAIN")->try_step_without_blocking(good));
+    EXPECT_EQ(verifier_.calls->size(), 1u);
 }
 
 TEST_F(Sasl, MechanismListAndLookup) {

@@ -116,8 +116,16 @@ public:
         }
         return std::optional<stored_credential>(stored_credential{"alice", util::secret_string(stored)});
     }
+    std::optional<std::optional<stored_credential>> try_lookup_cached(std::string_view user) override {
+        if (!answers_without_blocking) {
+            return std::nullopt;
+        }
+        auto found = lookup(user);
+        return std::move(found.value());
+    }
     std::string timing_dummy() const override { return "{PLAIN}never"; }
     std::string stored = "{PLAIN}secret";
+    bool answers_without_blocking = true;
 };
 
 TEST(CredentialCheckerWithCache, SuccessSkipsTheHashNextTimeButFailuresNeverDo) {
@@ -147,6 +155,48 @@ TEST(CredentialCheckerWithCache, SuccessSkipsTheHashNextTimeButFailuresNeverDo) 
     EXPECT_EQ(calls->load(), 5);
     EXPECT_EQ(checker.check("alice", "new-secret").result, verdict::success);
     EXPECT_EQ(calls->load(), 6);
+}
+
+TEST(CredentialCheckerWithCache, CheckCachedAnswersOnlyCachedSuccesses) {
+    auto db = std::make_shared<one_user_db>();
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    password_verifier counting = [calls](std::string_view stored, std::string_view pw) {
+        ++*calls;
+        return check_password(stored, pw);
+    };
+    credential_checker checker(db, counting, std::make_shared<verification_cache>(verification_cache_options{}));
+
+    EXPECT_FALSE(checker.check_cached("alice", "secret"));  // never verified: the pool's job
+    ASSERT_EQ(checker.check("alice", "secret").result, verdict::success);
+    const auto hit = checker.check_cached("alice", "secret");
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(hit->result, verdict::success);
+    EXPECT_EQ(hit->user, "alice");
+
+    // Never a failure, so never an answer sooner than a hash: wrong passwords, unknown users and
+    // empty fields all go to check().
+    EXPECT_FALSE(checker.check_cached("alice", "guess"));
+    EXPECT_FALSE(checker.check_cached("mallory", "secret"));
+    EXPECT_FALSE(checker.check_cached("", "secret"));
+    EXPECT_FALSE(checker.check_cached("alice", ""));
+    EXPECT_EQ(calls->load(), 1);  // check_cached() never hashes
+
+    // A passdb that would have to block (a file to re-read) sends it to the pool too.
+    db->answers_without_blocking = false;
+    EXPECT_FALSE(checker.check_cached("alice", "secret"));
+    db->answers_without_blocking = true;
+
+    // A changed password: the cached entry no longer matches the stored hash.
+    db->stored = "{PLAIN}new-secret";
+    EXPECT_FALSE(checker.check_cached("alice", "secret"));
+    EXPECT_FALSE(checker.check_cached("alice", "new-secret"));
+}
+
+TEST(CredentialCheckerWithCache, CheckCachedIsOffWithoutACache) {
+    auto db = std::make_shared<one_user_db>();
+    credential_checker checker(db);
+    ASSERT_EQ(checker.check("alice", "secret").result, verdict::success);
+    EXPECT_FALSE(checker.check_cached("alice", "secret"));
 }
 
 }  // namespace
