@@ -220,6 +220,38 @@ def test_nul_in_user_name_is_not_an_injection(small_env):
             assert c.cmd(b"PASS " + pw) == INVALID, (user, pw)
 
 
+def test_cached_login_sees_a_password_change(small_env):
+    # A repeat login is answered from the verification cache, on the event loop, without the
+    # worker pool; a password changed in the passwd-file must end that at once, for USER/PASS
+    # and AUTH PLAIN alike.
+    def login_twice(srv, password):
+        for auth in ("user", "plain", "user"):
+            with srv.connect() as c:
+                c.greeting()
+                if auth == "user":
+                    c.login("bob", password)
+                else:
+                    assert c.cmd("AUTH PLAIN " + b64(f"\0bob\0{password}")).startswith(b"+OK maildrop has 4 ")
+                assert c.cmd("QUIT") == b"+OK signing off\r\n"
+
+    def refused(srv, password):
+        with srv.connect() as c:
+            c.greeting()
+            assert c.cmd("USER bob") == b"+OK\r\n"
+            assert c.cmd("PASS " + password) == INVALID
+            assert c.cmd("AUTH PLAIN " + b64(f"\0bob\0{password}")) == INVALID
+
+    with small_env.server() as srv:
+        login_twice(srv, USERS["bob"][1])  # verified once, then from the cache
+        small_env.write_passwd({"demo": "{PLAIN}" + USERS["demo"][1], "bob": "{PLAIN}bob-changed"})
+        refused(srv, USERS["bob"][1])
+        login_twice(srv, "bob-changed")
+        small_env.write_passwd({"demo": "{PLAIN}" + USERS["demo"][1]})  # bob removed
+        refused(srv, "bob-changed")
+    srv.wait_log(r'auth failed: user="bob" rip=127\.0\.0\.1 mech=USER reason="password mismatch"')
+    srv.wait_log(r'auth failed: user="bob" rip=127\.0\.0\.1 mech=PLAIN reason="unknown user"')
+
+
 def test_passwd_file_becomes_unreadable(small_env):
     import os
     import shutil
