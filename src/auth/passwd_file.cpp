@@ -266,6 +266,19 @@ result<passwd_file, std::string> passwd_file::load(const std::filesystem::path& 
     return passwd_file(std::move(s));
 }
 
+namespace {
+
+// The credential from one loaded version; a copy, so a reload may drop the version meanwhile.
+std::optional<stored_credential> find_in(const snapshot& snap, std::string_view user) {
+    const auto it = snap.users.find(user);
+    if (it == snap.users.end()) {
+        return std::nullopt;
+    }
+    return stored_credential{it->first, util::secret_string(std::string(it->second.password.view()))};
+}
+
+}  // namespace
+
 result<std::optional<stored_credential>, temp_error> passwd_file::lookup(std::string_view user) {
     std::shared_ptr<const snapshot> snap;
     {
@@ -296,12 +309,7 @@ result<std::optional<stored_credential>, temp_error> passwd_file::lookup(std::st
         }
         snap = state_->current;
     }
-    const auto it = snap->users.find(user);
-    if (it == snap->users.end()) {
-        return std::optional<stored_credential>{};
-    }
-    return std::optional<stored_credential>(
-        stored_credential{it->first, util::secret_string(std::string(it->second.password.view()))});
+    return find_in(*snap, user);
 }
 
 std::optional<std::optional<stored_credential>> passwd_file::try_lookup_cached(std::string_view user) {
@@ -317,12 +325,7 @@ std::optional<std::optional<stored_credential>> passwd_file::try_lookup_cached(s
         }
         snap = state_->current;
     }
-    const auto it = snap->users.find(user);
-    if (it == snap->users.end()) {
-        return std::optional<stored_credential>{};
-    }
-    return std::optional<stored_credential>(
-        stored_credential{it->first, util::secret_string(std::string(it->second.password.view()))});
+    return find_in(*snap, user);
 }
 
 std::string passwd_file::timing_dummy() const {

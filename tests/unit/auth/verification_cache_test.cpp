@@ -128,15 +128,21 @@ public:
     bool answers_without_blocking = true;
 };
 
+// A credential_checker with the verification cache over one_user_db, counting full verifications.
+struct cached_checker {
+    std::shared_ptr<one_user_db> db = std::make_shared<one_user_db>();
+    std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+    credential_checker checker{db,
+                               [c = calls](std::string_view stored, std::string_view pw) {
+                                   ++*c;
+                                   return check_password(stored, pw);
+                               },
+                               std::make_shared<verification_cache>(verification_cache_options{})};
+};
+
 TEST(CredentialCheckerWithCache, SuccessSkipsTheHashNextTimeButFailuresNeverDo) {
-    auto db = std::make_shared<one_user_db>();
-    auto calls = std::make_shared<std::atomic<int>>(0);
-    password_verifier counting = [calls](std::string_view stored, std::string_view pw) {
-        ++*calls;
-        return check_password(stored, pw);
-    };
-    credential_checker checker(db, counting,
-                               std::make_shared<verification_cache>(verification_cache_options{}));
+    cached_checker t;
+    auto& [db, calls, checker] = t;
 
     EXPECT_EQ(checker.check("alice", "secret").result, verdict::success);
     EXPECT_EQ(calls->load(), 1);
@@ -158,13 +164,8 @@ TEST(CredentialCheckerWithCache, SuccessSkipsTheHashNextTimeButFailuresNeverDo) 
 }
 
 TEST(CredentialCheckerWithCache, CheckCachedAnswersOnlyCachedSuccesses) {
-    auto db = std::make_shared<one_user_db>();
-    auto calls = std::make_shared<std::atomic<int>>(0);
-    password_verifier counting = [calls](std::string_view stored, std::string_view pw) {
-        ++*calls;
-        return check_password(stored, pw);
-    };
-    credential_checker checker(db, counting, std::make_shared<verification_cache>(verification_cache_options{}));
+    cached_checker t;
+    auto& [db, calls, checker] = t;
 
     EXPECT_FALSE(checker.check_cached("alice", "secret"));  // never verified: the pool's job
     ASSERT_EQ(checker.check("alice", "secret").result, verdict::success);
