@@ -222,16 +222,19 @@ def test_nul_in_user_name_is_not_an_injection(small_env):
 
 def test_cached_login_sees_a_password_change(small_env):
     # A repeat login is answered from the verification cache, on the event loop, without the
-    # worker pool; a password changed in the passwd-file must end that at once, for USER/PASS
-    # and AUTH PLAIN alike.
+    # worker pool; a password changed in the passwd-file must end that at once, for USER/PASS,
+    # AUTH PLAIN and AUTH LOGIN alike.
     def login_twice(srv, password):
-        for auth in ("user", "plain", "user"):
+        for auth in ("user", "plain", "login", "user"):
             with srv.connect() as c:
                 c.greeting()
                 if auth == "user":
                     c.login("bob", password)
+                elif auth == "plain":
+                    assert maildrop_ok(4).fullmatch(c.cmd("AUTH PLAIN " + b64(f"\0bob\0{password}")))
                 else:
-                    assert c.cmd("AUTH PLAIN " + b64(f"\0bob\0{password}")).startswith(b"+OK maildrop has 4 ")
+                    assert c.cmd("AUTH LOGIN " + b64("bob")) == b"+ " + b64("Password:").encode() + b"\r\n"
+                    assert maildrop_ok(4).fullmatch(c.cmd(b64(password)))
                 assert c.cmd("QUIT") == b"+OK signing off\r\n"
 
     def refused(srv, password):
@@ -240,6 +243,8 @@ def test_cached_login_sees_a_password_change(small_env):
             assert c.cmd("USER bob") == b"+OK\r\n"
             assert c.cmd("PASS " + password) == INVALID
             assert c.cmd("AUTH PLAIN " + b64(f"\0bob\0{password}")) == INVALID
+            assert c.cmd("AUTH LOGIN " + b64("bob")).startswith(b"+ ")
+            assert c.cmd(b64(password)) == INVALID
 
     with small_env.server() as srv:
         login_twice(srv, USERS["bob"][1])  # verified once, then from the cache

@@ -1,4 +1,6 @@
 // The LOGIN SASL mechanism (draft-murchison-sasl-login-00): user name and password in two steps.
+#include <optional>
+
 #include "auth/sasl/mechanisms.h"
 
 namespace poplar::auth::sasl {
@@ -28,6 +30,23 @@ public:
             break;
         }
         return finish(outcome{verdict::failure, user_, "LOGIN exchange already finished"});
+    }
+
+    // Taking the user name never blocks; the password finishes here only as a success from the
+    // verification cache (anything else goes to step() on the worker pool, at full cost).
+    std::optional<step_result> try_step_without_blocking(std::string_view response) override {
+        if (state_ == state::want_user) {
+            return take_user(response);
+        }
+        if (state_ != state::want_password || response.size() > max_field) {
+            return std::nullopt;
+        }
+        auto cached = checker_->check_cached(user_, response);
+        if (!cached) {
+            return std::nullopt;
+        }
+        state_ = state::done;
+        return finish(std::move(*cached));
     }
 
 private:

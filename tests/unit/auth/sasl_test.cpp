@@ -236,6 +236,41 @@ TEST_F(Sasl, PlainAgainstAHashedAccount) {
     expect_failure(plain("\0hashed\0Hello world"s), "hashed", "password mismatch");
 }
 
+TEST_F(Sasl, LoginTakesTheUserWithoutBlockingAndOnlyACachedPassword) {
+    passdb_authenticator cached(db_, verifier_, std::make_shared<verification_cache>(verification_cache_options{}));
+    verifier_.calls->clear();
+
+    // The user name step never needs the pool.
+    auto first = cached.start("LOGIN");
+    const auto user = first->try_step_without_blocking("alice");
+    ASSERT_TRUE(user);
+    EXPECT_FALSE(user->done);
+    EXPECT_EQ(user->challenge, "Password:");
+    // Not cached yet: the password goes to step().
+    EXPECT_FALSE(first->try_step_without_blocking("secret"));
+    const auto verified = first->step("secret");
+    ASSERT_TRUE(verified.done);
+    EXPECT_EQ(verified.result.result, verdict::success);
+    EXPECT_EQ(verifier_.calls->size(), 1u);
+
+    auto second = cached.start("LOGIN");
+    ASSERT_TRUE(second->try_step_without_blocking("alice"));
+    const auto quick = second->try_step_without_blocking("secret");
+    ASSERT_TRUE(quick);
+    EXPECT_TRUE(quick->done);
+    EXPECT_EQ(quick->result.result, verdict::success);
+    EXPECT_EQ(quick->result.user, "alice");
+    EXPECT_EQ(verifier_.calls->size(), 1u);
+    EXPECT_FALSE(second->try_step_without_blocking("secret"));  // finished
+
+    // A wrong or overlong password never finishes early.
+    auto third = cached.start("LOGIN");
+    ASSERT_TRUE(third->try_step_without_blocking("alice"));
+    EXPECT_FALSE(third->try_step_without_blocking("guess"));
+    EXPECT_FALSE(third->try_step_without_blocking(std::string(256, 'x')));
+    expect_failure(third->step("guess").result, "alice", "password mismatch");
+}
+
 TEST_F(Sasl, LoginTwoSteps) {
     auto mech = auth_.start("LOGIN");
     EXPECT_EQ(mech->initial_challenge(), "Username:");
