@@ -379,6 +379,16 @@ run_result run(const options& opt, const asio::ip::tcp::endpoint& server, asio::
     if (measure) {
         total.server_after = sample_trees(opt.server_pids, true);
         total.server_rss_peak = std::max(total.server_rss_peak, total.server_after.rss_bytes);
+        // A server that exited (or a --server-pid that named a process on its way out) would read
+        // as negative CPU: say so instead of printing a number. (A tree may lose processes in a
+        // run, as Dovecot's do; reaped children's CPU stays in their parent's, so CPU never drops.)
+        if ((total.server_after.processes == 0 && total.server_before.processes > 0) ||
+            total.server_after.cpu_s < total.server_before.cpu_s) {
+            total.add_error(fmt::format("the server ended during the run ({} -> {} processes, CPU {:.2f} -> {:.2f} s): "
+                                        "its CPU and memory figures are not valid",
+                                        total.server_before.processes, total.server_after.processes,
+                                        total.server_before.cpu_s, total.server_after.cpu_s));
+        }
     }
     for (run_result& r : per_thread) {
         total.merge(std::move(r));
