@@ -342,13 +342,13 @@ asio::awaitable<bool> connection::perform(core::step st) {
         // A password the verification cache holds is checked here, on the event loop: for a
         // client that polls every few minutes that is most logins, and each trip to the worker
         // pool and back costs two thread switches.
-        std::optional<auth::sasl_mechanism::step_result> quick = mech->try_step_without_blocking(resp.view());
-        if (!quick) {
+        std::optional<auth::sasl_mechanism::step_result> stepped = mech->try_step_without_blocking(resp.view());
+        if (!stepped) {
             auto job = [mech, resp = std::move(resp)]() { return mech->step(resp.view()); };
-            auth::sasl_mechanism::step_result slow = co_await ctx_.pool.async_run(std::move(job));
-            quick = std::move(slow);
+            auth::sasl_mechanism::step_result on_pool = co_await ctx_.pool.async_run(std::move(job));
+            stepped = std::move(on_pool);
         }
-        auth::sasl_mechanism::step_result r = std::move(*quick);
+        auth::sasl_mechanism::step_result r = std::move(*stepped);
         if (r.done && r.result.result == auth::verdict::failure) {
             spdlog::info("auth failed: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
                          peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
@@ -459,8 +459,8 @@ struct opened_message {
 asio::awaitable<bool> connection::send_message(const core::effect::send_message& msg) {
     storage::maildrop* drop = session_->maildrop();
     const std::size_t index = msg.index;
-    // for_overwrite: every byte is written by read() before it is used; zeroing 64 KiB per RETR
-    // showed up in the profile.
+    // for_overwrite: every byte is written by read() before it is used; zeroing the buffer per
+    // RETR showed up in the profile.
     // Sized to the message (its stored form is never larger than its virtual size), so a 3 KiB
     // message does not cost a 256 KiB buffer.
     const std::size_t buf_size = static_cast<std::size_t>(std::clamp<std::uint64_t>(

@@ -285,19 +285,6 @@ asio::awaitable<void> tls_stream::async_wait_readable(asio::error_code& ec) {
     co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
 }
 
-asio::awaitable<std::size_t> tls_stream::async_read_some(std::span<char> into, asio::error_code& ec) {
-    for (;;) {
-        const std::size_t n = read_available(into, ec);
-        if (n > 0 || ec != asio::error::would_block) {
-            co_return n;
-        }
-        co_await async_wait_readable(ec);
-        if (ec) {
-            co_return 0;
-        }
-    }
-}
-
 asio::awaitable<std::size_t> tls_stream::async_write(std::string_view bytes, asio::error_code& ec) {
     ec = fatal_error_;
     if (ec) {

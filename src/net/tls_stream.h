@@ -80,8 +80,6 @@ public:
     // read_available() answered would_block (see the rules above).
     asio::awaitable<void> async_wait_readable(asio::error_code& ec);
 
-    // read_available() and async_wait_readable() in a loop: at least one byte, or an error.
-    asio::awaitable<std::size_t> async_read_some(std::span<char> into, asio::error_code& ec);
 
     // Encrypts all of `bytes` and sends the records in one write; returns bytes.size(), or 0
     // with `ec` set (the stream is then unusable: part of a record may have been sent).

@@ -9,9 +9,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <atomic>
-
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cerrno>
 #include <ctime>
@@ -251,15 +250,7 @@ public:
             const std::string relative = snapshot_.relative_path(m);
             auto fd = open_at(root_fd, relative.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
             if (fd) {
-                struct stat st {};
-                if (::fstat(fd->get(), &st) != 0) {
-                    return unexpected{errno_error(errc::temporary, "cannot stat message", log_name(m), errno)};
-                }
-                if (!S_ISREG(st.st_mode)) {
-                    return unexpected{error{errc::temporary, "message " + log_name(m) + " is not a regular file"}};
-                }
-                return std::unique_ptr<message_source>{std::make_unique<maildir_message_source>(
-                    std::move(*fd), path_ + "/" + relative, static_cast<std::uint64_t>(st.st_size))};
+                return source_for(std::move(*fd), path_ + "/" + relative, m);
             }
             if (fd.error() != ENOENT || attempt == 2) {
                 return unexpected{errno_error(errc::temporary, "cannot open message", log_name(m), fd.error())};
@@ -282,12 +273,8 @@ public:
         if (!fd) {
             return nullptr;  // not cached, renamed, or an error: open_message() sorts it out
         }
-        struct stat st {};
-        if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-            return nullptr;
-        }
-        return std::make_unique<maildir_message_source>(std::move(*fd), std::move(full),
-                                                        static_cast<std::uint64_t>(st.st_size));
+        auto source = source_for(std::move(*fd), std::move(full), m);
+        return source ? std::move(source.value()) : nullptr;  // open_message() reports the error
     }
 
     result<void, error> remove(std::span<const std::size_t> indices) override {
@@ -342,6 +329,21 @@ private:
 
     std::string log_name(const located_message& m) const {
         return path_ + "/" + util::log_escape(snapshot_.relative_path(m), 512);
+    }
+
+    // The open file as a source, if it is a regular file: anything else (a FIFO would block its
+    // reader forever) is refused. Its size at open bounds the read (maildir_message_source).
+    result<std::unique_ptr<message_source>, error> source_for(unique_fd fd, std::string path,
+                                                              const located_message& m) const {
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) {
+            return unexpected{errno_error(errc::temporary, "cannot stat message", log_name(m), errno)};
+        }
+        if (!S_ISREG(st.st_mode)) {
+            return unexpected{error{errc::temporary, "message " + log_name(m) + " is not a regular file"}};
+        }
+        return std::unique_ptr<message_source>{std::make_unique<maildir_message_source>(
+            std::move(fd), std::move(path), static_cast<std::uint64_t>(st.st_size))};
     }
 
     // Unlinks one message; success if it is gone (by us or by someone else).
