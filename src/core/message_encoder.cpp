@@ -17,34 +17,23 @@ namespace poplar::core {
 
 namespace {
 
-// Room reserved (not zero-filled) in `out` for the wire form of n stored octets: mail with LF ends
-// and lines of 32 octets or more fits, so `out` keeps one allocation from chunk to chunk (the
-// connection clears it after each write and frees it only when the session goes idle). Other mail
-// (up to 2n + 1 octets: every octet a bare LF or a line-opening ".", plus a held-over CR) makes
-// std::string grow, as it would for append.
+// Room reserved in `out` for the wire form of n stored octets: mail with LF ends and lines of 32
+// octets or more fits, so `out` keeps one allocation from chunk to chunk (the connection clears
+// it after each write and frees it only when the session goes idle). Other mail (up to 2n + 1
+// octets: every octet a bare LF or a line-opening ".", plus a held-over CR) makes it grow, as
+// it would for append.
 constexpr std::size_t reserve_for(std::size_t n) { return n + n / 32 + 64; }
-
-// encode_retr writes through a raw pointer, so the octets it writes must already belong to the
-// string; C++20 has no resize_and_overwrite, and resize() zero-fills. So room is made this much
-// at a time: zeroed just before they are overwritten, the octets are still in L1, and memset uses
-// its vector loop, not the `rep stosb` it picks for a whole chunk (cheap on hardware, but
-// callgrind counts every octet of it as an instruction).
-constexpr std::size_t retr_room_step = 1024;
 
 // Room encode_retr asks for at the start of each line, so that a line of up to about this length
 // is copied by the block loop with no other check: the stuffed ".", the line, CRLF.
 constexpr std::size_t retr_line_room = 256;
 
 // Makes `out` end at least `need` octets after `p`, which points into it, and returns where `p`
-// points now. It grows by retr_room_step, or by less where that would pass the capacity: only
-// `need` itself is worth a reallocation (near the end of the reserve, a short line may not have
-// the retr_line_room encode_retr would like, but it needs only a few octets).
-[[gnu::noinline]] char* make_room(std::string& out, char* p, std::size_t need) {
+// points now. The room is the whole capacity (output_buffer does not zero it), or more where
+// `need` passes it.
+[[gnu::noinline]] char* make_room(output_buffer& out, char* p, std::size_t need) {
     const std::size_t written = static_cast<std::size_t>(p - out.data());
-    const std::size_t size = std::max(std::min(out.size() + retr_room_step, out.capacity()), written + need);
-    if (size > out.size()) {
-        out.resize(size);
-    }
+    out.resize_for_overwrite(std::max(out.capacity(), written + need));
     return out.data() + written;
 }
 
@@ -119,7 +108,7 @@ bool detail::line_splitter::feed(std::string_view in, Content&& on_content, End&
 //   stored "abc\n"  -> "abc" copied, "\r\n" written over "\n": "abc\r\n";
 //   stored "abc\r\n" -> "abc\r" copied, "\r\n" written over "\r\n": the same;
 //   stored ".x\n"   -> "." then ".x", then CRLF: "..x\r\n".
-void detail::line_splitter::encode_retr(std::string_view in, std::string& out, bool& at_line_start) {
+void detail::line_splitter::encode_retr(std::string_view in, output_buffer& out, bool& at_line_start) {
     if (in.empty()) {
         return;
     }
@@ -200,7 +189,7 @@ void detail::line_splitter::encode_retr(std::string_view in, std::string& out, b
         s += k + 1;
         line_start = true;
     }
-    out.resize(static_cast<std::size_t>(p - out.data()));  // drops the room not used
+    out.resize_for_overwrite(static_cast<std::size_t>(p - out.data()));  // drops the room not used
     at_line_start = line_start;
 }
 
@@ -218,7 +207,7 @@ message_encoder::message_encoder(std::optional<std::uint64_t> body_lines) : body
 // A stored message is a sequence of lines (detail::line_splitter); every line goes out as its
 // content + CRLF, dot-stuffed (RFC 1939 §3). RETR's chunks are written by encode_retr; these two
 // write TOP's, and the end of every message (finish).
-void message_encoder::append_content(std::string_view content, std::string& out) {
+void message_encoder::append_content(std::string_view content, output_buffer& out) {
     if (at_line_start_) {
         at_line_start_ = false;
         if (content.front() == '.') {
@@ -228,7 +217,7 @@ void message_encoder::append_content(std::string_view content, std::string& out)
     out.append(content);
 }
 
-bool message_encoder::end_line(std::string& out) {
+bool message_encoder::end_line(output_buffer& out) {
     const bool empty = at_line_start_;
     at_line_start_ = true;
     out += "\r\n";
@@ -247,7 +236,7 @@ bool message_encoder::end_line(std::string& out) {
     return !done_;
 }
 
-bool message_encoder::feed(std::string_view stored, std::string& out) {
+bool message_encoder::feed(std::string_view stored, output_buffer& out) {
     if (done_) {
         return false;
     }
@@ -260,7 +249,7 @@ bool message_encoder::feed(std::string_view stored, std::string& out) {
         stored, [&](std::string_view c) { append_content(c, out); }, [&] { return end_line(out); });
 }
 
-void message_encoder::finish(std::string& out) {
+void message_encoder::finish(output_buffer& out) {
     if (!done_) {
         splitter_.finish([&](std::string_view c) { append_content(c, out); });
         if (!at_line_start_) {

@@ -12,8 +12,9 @@
 
 #include <cstdint>
 #include <optional>
-#include <string>
 #include <string_view>
+
+#include "core/output_buffer.h"
 
 namespace poplar::core {
 
@@ -38,7 +39,7 @@ public:
     // Appends to `out` the RFC 1939 §3 form of the lines in `in`: each line's content, with a "."
     // added in front if it starts with one, then CRLF. at_line_start (no content yet on the
     // current line) carries the dot-stuffing state from chunk to chunk, as message_encoder's does.
-    void encode_retr(std::string_view in, std::string& out, bool& at_line_start);
+    void encode_retr(std::string_view in, output_buffer& out, bool& at_line_start);
 
     // At end of input: a CR that ended the last chunk was content after all.
     template <class Content>
@@ -57,14 +58,14 @@ public:
 
     // Appends the wire form of the next stored bytes to `out`. Returns false once TOP has produced
     // all the lines it wants, so the caller can stop reading the file early.
-    bool feed(std::string_view stored, std::string& out);
+    bool feed(std::string_view stored, output_buffer& out);
 
     // At end of input: completes a final line that had no newline and appends ".\r\n".
-    void finish(std::string& out);
+    void finish(output_buffer& out);
 
 private:
-    void append_content(std::string_view content, std::string& out);
-    bool end_line(std::string& out);
+    void append_content(std::string_view content, output_buffer& out);
+    bool end_line(output_buffer& out);
 
     detail::line_splitter splitter_;
     std::optional<std::uint64_t> body_lines_;

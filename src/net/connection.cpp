@@ -190,8 +190,8 @@ asio::awaitable<bool> connection::flush() {
     }
     arm_deadline(ctx_.timeouts.write);
     asio::error_code ec;
-    auto buf = asio::buffer(out_);
-    const std::size_t n = tls_ ? co_await tls_->async_write(out_, ec)
+    auto buf = asio::buffer(out_.data(), out_.size());
+    const std::size_t n = tls_ ? co_await tls_->async_write(out_.view(), ec)
                                : co_await asio::async_write(socket_, buf, asio::redirect_error(use_awaitable, ec));
     bytes_out_ += n;
     out_.clear();  // keeps its capacity for the rest of a RETR; run() frees it before idling
@@ -206,7 +206,7 @@ asio::awaitable<bool> connection::flush() {
 
 asio::awaitable<void> connection::say_goodbye(const std::string& reply) {
     // A last reply on a connection we are closing: short deadline, errors ignored.
-    out_ = reply;
+    out_.assign(reply);
     stopping_ = false;
     timed_out_ = false;
     arm_deadline(2s);
@@ -252,7 +252,7 @@ asio::awaitable<void> connection::run() {
 
     session_ = std::make_unique<core::session>(ctx_.policy, facts, ctx_.auth,
                                                ctx_.policy.apop ? make_apop_timestamp(ctx_.hostname) : std::string());
-    out_ = session_->greeting();
+    out_.assign(session_->greeting());
     bool open = co_await flush();
 
     while (open) {
@@ -283,7 +283,7 @@ asio::awaitable<void> connection::run() {
         }
         framer_.shrink();
         if (out_.capacity() > idle_output_capacity) {
-            std::string().swap(out_);  // a RETR grew it: idle sessions keep no output buffer
+            out_.release();  // a RETR grew it: idle sessions keep no output buffer
         }
         if (session_->idle_is_transaction()) {
             arm_deadline(ctx_.timeouts.idle);

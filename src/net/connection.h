@@ -16,6 +16,7 @@
 #include "auth/authenticator.h"
 #include "config/config.h"
 #include "core/line_framer.h"
+#include "core/output_buffer.h"
 #include "core/session.h"
 #include "net/tls_stream.h"
 #include "net/worker_pool.h"
@@ -83,7 +84,7 @@ private:
 
     std::unique_ptr<core::session> session_;
     core::line_framer framer_;
-    std::string out_;  // replies not yet written (batched for PIPELINING, RFC 2449 §6.6)
+    core::output_buffer out_;  // replies not yet written (batched for PIPELINING, RFC 2449 §6.6)
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
 };

@@ -21,7 +21,7 @@ using top = std::optional<std::uint64_t>;
 // The encoder over `stored` cut at the given offsets (ascending); stops when feed() says so.
 std::string encode_split(std::string_view stored, top lines, const std::vector<std::size_t>& cuts) {
     message_encoder enc(lines);
-    std::string out;
+    output_buffer out;
     std::size_t from = 0;
     bool more = true;
     for (std::size_t cut : cuts) {
@@ -34,7 +34,7 @@ std::string encode_split(std::string_view stored, top lines, const std::vector<s
         enc.feed(stored.substr(from), out);
     }
     enc.finish(out);
-    return out;
+    return std::string(out.view());
 }
 
 std::string encode(std::string_view stored, top lines = std::nullopt) { return encode_split(stored, lines, {}); }
@@ -396,11 +396,12 @@ TEST(MessageEncoder, RetrAppendsAfterWhatOutHolds) {
     // The connection appends the encoded message to its pending output, after the +OK line.
     const std::string_view stored = ".a\nb\r\nc";
     message_encoder enc;
-    std::string out = "+OK 9 octets\r\n";
+    output_buffer out;
+    out += "+OK 9 octets\r\n";
     enc.feed(stored.substr(0, 4), out);
     enc.feed(stored.substr(4), out);
     enc.finish(out);
-    EXPECT_EQ(out, "+OK 9 octets\r\n..a\r\nb\r\nc\r\n.\r\n");
+    EXPECT_EQ(out.view(), "+OK 9 octets\r\n..a\r\nb\r\nc\r\n.\r\n");
 }
 
 TEST(MessageEncoder, RetrKeepsOneBufferForTypicalMail) {
@@ -414,7 +415,7 @@ TEST(MessageEncoder, RetrKeepsOneBufferForTypicalMail) {
             chunk += eol;
         }
         message_encoder enc;
-        std::string out;
+        output_buffer out;
         enc.feed(chunk, out);
         const char* buffer = out.data();
         EXPECT_LT(out.capacity(), limits::message_read_chunk + limits::message_read_chunk / 8);
@@ -444,12 +445,12 @@ TEST(MessageEncoder, TopLargerThanBodyIsWholeMessage) {
 
 TEST(MessageEncoder, TopStopsFeedingEarly) {
     message_encoder enc(0);
-    std::string out;
+    output_buffer out;
     EXPECT_FALSE(enc.feed("H: 1\n\nbody\n", out));
-    EXPECT_EQ(out, "H: 1\r\n\r\n");
+    EXPECT_EQ(out.view(), "H: 1\r\n\r\n");
     EXPECT_FALSE(enc.feed("more\n", out));  // nothing more is wanted
     enc.finish(out);
-    EXPECT_EQ(out, "H: 1\r\n\r\n.\r\n");
+    EXPECT_EQ(out.view(), "H: 1\r\n\r\n.\r\n");
 }
 
 TEST(MessageEncoder, TopOnMessageWithoutBlankLine) {

@@ -78,17 +78,19 @@ public:
                 replies_.push_back(m->ok_line);
                 out += m->ok_line;
                 core::message_encoder enc(m->top_lines);
+                core::output_buffer wire;
                 std::array<char, 64> buf{};
                 while (true) {
                     auto n = (*src)->read(buf);
                     if (!n || *n == 0) {
                         break;
                     }
-                    if (!enc.feed(std::string_view(buf.data(), *n), out)) {
+                    if (!enc.feed(std::string_view(buf.data(), *n), wire)) {
                         break;
                     }
                 }
-                enc.finish(out);
+                enc.finish(wire);
+                out += wire.view();
                 if (!m->top_lines) {
                     session_.note_retrieved(m->index);
                 }
