@@ -361,8 +361,15 @@ asio::awaitable<bool> connection::perform(core::step st) {
         co_return co_await perform(std::move(next));
     }
     if (auto* o = std::get_if<core::effect::open_maildrop>(&st.next)) {
-        auto job = [this, user = o->user]() { return ctx_.store.open(user, ctx_.locking); };
-        auto opened = co_await ctx_.pool.async_run(std::move(job));
+        // Cheapest first, as for messages: an unchanged maildrop whose index the kernel holds
+        // opens here; anything else (the first login, new mail, a cold cache) on the pool.
+        result<std::unique_ptr<storage::maildrop>, storage::error> opened{
+            ctx_.store.try_open_without_blocking(o->user, ctx_.locking)};
+        if (!opened.value()) {
+            auto job = [this, user = o->user]() { return ctx_.store.open(user, ctx_.locking); };
+            auto on_pool = co_await ctx_.pool.async_run(std::move(job));
+            opened = std::move(on_pool);
+        }
         if (opened) {
             spdlog::info("login: user=\"{}\" rip={} mech={} tls={} messages={}", util::log_escape(o->user), peer_,
                          session_->mechanism_name(), tls_ ? "yes" : "no", opened.value()->messages().size());

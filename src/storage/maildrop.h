@@ -89,6 +89,14 @@ public:
     virtual ~mail_store() = default;
     // Opens (creating it if absent) the maildrop of an authenticated user.
     virtual result<std::unique_ptr<maildrop>, error> open(std::string_view user, lock_mode mode) = 0;
+    // Opens it only if that cannot block (what it needs is in the kernel's caches and nothing has
+    // to be written), so the event loop can do it without a round trip to the worker pool, which
+    // was about a fifth of a login-only session's CPU, and which a pool busy with password hashes
+    // would make a legitimate login wait for. nullptr means "not without blocking, or not at all":
+    // call open() on the worker pool, which also reports errors. The default never tries.
+    virtual std::unique_ptr<maildrop> try_open_without_blocking(std::string_view /*user*/, lock_mode /*mode*/) {
+        return nullptr;
+    }
 };
 
 }  // namespace poplar::storage

@@ -339,6 +339,73 @@ def test_new_message_during_session_is_not_visible_until_next(small_env):
             assert {k: v for k, v in after.items() if k <= 4} == uids or set(uids.values()) <= set(after.values())
 
 
+def settle(env, user="demo"):
+    """Backdates new/ and cur/ past the quiet period (storage/maildir/maildir_sync.h), so that a
+    login records their mtimes and later logins can take the maildrop from its uid index alone
+    (on the event loop, when the kernel has it cached)."""
+    past = time.time() - 60
+    for sub in ("new", "cur"):
+        os.utime(os.path.join(env.maildir(user), sub), (past, past))
+
+
+def test_settled_maildrop_is_served_from_its_index(small_env):
+    settle(small_env)
+    with small_env.server() as srv:
+        first = content_by_uid(srv)  # lists the directories, records their mtimes
+        assert len(first) == 12
+        assert content_by_uid(srv) == first  # from the index
+        assert content_by_uid(srv) == first
+        new = corpus.Message("new", b"From: new@test.invalid\nSubject: new\n\nbrand new\n")
+        small_env.add_message("demo", new, 100)  # new/ changes: the next login lists it again
+        second = content_by_uid(srv)
+        assert len(second) == 13
+        assert {u: w for u, w in second.items() if u in first} == first
+        settle(small_env)
+        assert content_by_uid(srv) == second  # records the new mtimes
+        assert content_by_uid(srv) == second  # from the index again
+    # Exclusive locking holds on that path too.
+    with small_env.server({"storage": {"locking": "exclusive"}}) as srv:
+        a = login(srv)
+        with srv.connect() as b:
+            b.greeting()
+            assert b.cmd("USER demo") == b"+OK\r\n"
+            assert b.cmd("PASS demo-secret") == b"-ERR [IN-USE] maildrop is locked by another session\r\n"
+        assert a.cmd("QUIT") == b"+OK signing off\r\n"
+        a.close()
+        with login(srv) as c:
+            assert c.cmd("STAT").startswith(b"+OK 13 ")
+            assert c.cmd("QUIT") == b"+OK signing off\r\n"
+
+
+# A SHA512-CRYPT hash with 8,000,000 rounds: about 3 s of one core per attempt. It matches no
+# password, so every try costs the full hash on a worker thread.
+SLOW_HASH = ("{SHA512-CRYPT}$6$rounds=8000000$saltsalt$Zb7B4CTSajqMBm9iCV79ziKD7eB/LQXaZtiuNtHfLEkIj3Xnz"
+             "C1JFOOs5rYsSgtHs879fVPsH0SSQxSAmvIxF0")
+
+
+def test_cached_login_does_not_wait_for_a_busy_worker_pool(small_env):
+    """With its password in the verification cache and its maildrop unchanged, a login needs no
+    worker thread: a pool taken up by password hashes (a brute-force run) does not hold it up."""
+    small_env.write_passwd({"demo": "{PLAIN}demo-secret", "slow": SLOW_HASH})
+    settle(small_env)
+    with small_env.server({"server": {"worker_threads": 1}}) as srv:
+        for _ in range(2):  # caches the password; records the mtimes
+            with login(srv) as c:
+                assert c.cmd("QUIT") == b"+OK signing off\r\n"
+        with srv.connect() as slow:
+            slow.greeting()
+            assert slow.cmd("USER slow") == b"+OK\r\n"
+            slow.send(b"PASS wrong\r\n")  # the one worker thread hashes for seconds
+            time.sleep(0.2)  # lets the server hand it to the worker
+            with login(srv) as c:
+                assert c.cmd("STAT").startswith(b"+OK 12 ")
+                # Answered while the hash still runs: its result is logged when it ends.
+                assert 'auth failed: user="slow"' not in srv.log()
+                assert c.cmd("QUIT") == b"+OK signing off\r\n"
+            assert slow.readline().startswith(b"-ERR [AUTH] ")
+        srv.wait_log('auth failed: user="slow"')
+
+
 def _rename_to_cur(path, flags):
     d, name = os.path.split(path)
     base = name.split(":", 1)[0]

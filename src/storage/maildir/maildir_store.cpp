@@ -4,13 +4,10 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cassert>
 #include <cerrno>
 #include <ctime>
@@ -115,28 +112,6 @@ result<unique_fd, error> take_index_lock(int root_fd, std::chrono::milliseconds 
         return unexpected{errno_error(errc::temporary, "cannot lock uid index in", path, locked.error())};
     }
     return std::move(*fd);
-}
-
-// openat2(RESOLVE_CACHED) (Linux 5.12+) resolves a path only from the dentry cache and fails
-// with EAGAIN where it would have to ask the file system: the open() counterpart of
-// RWF_NOWAIT. Kernels without it answer EINVAL or ENOSYS, and then it is never tried again.
-std::atomic<bool> resolve_cached_works{true};
-
-std::optional<unique_fd> open_if_cached(const std::string& path) {
-    if (!resolve_cached_works.load(std::memory_order_relaxed)) {
-        return std::nullopt;
-    }
-    open_how how{};
-    how.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-    how.resolve = RESOLVE_CACHED;
-    const long fd = ::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how);
-    if (fd >= 0) {
-        return unique_fd{static_cast<int>(fd)};
-    }
-    if (errno == EINVAL || errno == ENOSYS || errno == E2BIG) {
-        resolve_cached_works.store(false, std::memory_order_relaxed);
-    }
-    return std::nullopt;
 }
 
 // Streams one message file with plain read(2); the caller picks the chunk size.
@@ -269,7 +244,7 @@ public:
         std::string full = path_;
         full += '/';
         full += snapshot_.relative_path(m);
-        auto fd = open_if_cached(full);
+        auto fd = open_if_cached(AT_FDCWD, full.c_str(), O_RDONLY | O_NONBLOCK);
         if (!fd) {
             return nullptr;  // not cached, renamed, or an error: open_message() sorts it out
         }
@@ -399,6 +374,10 @@ private:
 
 std::uint32_t seconds_since_epoch() { return static_cast<std::uint32_t>(std::time(nullptr)); }
 
+sync_options sync_settings(const maildir_options& o, const std::shared_ptr<sync_counters>& counters) {
+    return sync_options{o.max_messages, o.trust_directory_mtimes, o.uidvalidity_source, counters};
+}
+
 }  // namespace
 
 maildir_store::maildir_store(std::string path_template_text, maildir_options options)
@@ -430,8 +409,7 @@ result<std::unique_ptr<maildrop>, error> maildir_store::open(std::string_view us
         }
         session_lock = std::move(*taken);
     }
-    const sync_options sync{options_.max_messages, options_.trust_directory_mtimes, options_.uidvalidity_source,
-                            counters_};
+    const sync_options sync = sync_settings(options_, counters_);
     result<maildir_snapshot, error> snapshot = [&]() -> result<maildir_snapshot, error> {
         auto index_lock = take_index_lock(root->get(), options_.index_lock_timeout, *path);
         if (!index_lock) {
@@ -444,6 +422,33 @@ result<std::unique_ptr<maildrop>, error> maildir_store::open(std::string_view us
     }
     return std::unique_ptr<maildrop>{std::make_unique<maildir_maildrop>(
         std::move(*path), std::move(session_lock), std::move(*snapshot), sync, options_.index_lock_timeout)};
+}
+
+std::unique_ptr<maildrop> maildir_store::try_open_without_blocking(std::string_view user, lock_mode mode) {
+    auto path = template_.expand(user);
+    if (!path) {
+        return nullptr;
+    }
+    auto root = open_if_cached(AT_FDCWD, path->c_str(), O_RDONLY | O_DIRECTORY);
+    if (!root) {
+        return nullptr;  // also a Maildir not created yet: open() creates it
+    }
+    unique_fd session_lock;
+    if (mode == lock_mode::exclusive) {
+        // As take_session_lock(), without creating the file; flock() works on any open mode.
+        auto fd = open_if_cached(root->get(), session_lock_file, O_RDONLY | O_NONBLOCK);
+        if (!fd || ::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+            return nullptr;  // held by another session: open() says so
+        }
+        session_lock = std::move(*fd);
+    }
+    const sync_options sync = sync_settings(options_, counters_);
+    auto snapshot = try_snapshot_without_blocking(root->get(), *path, sync);
+    if (!snapshot) {
+        return nullptr;
+    }
+    return std::make_unique<maildir_maildrop>(std::move(*path), std::move(session_lock), std::move(*snapshot), sync,
+                                              options_.index_lock_timeout);
 }
 
 maildir_store::stats maildir_store::statistics() const noexcept {

@@ -54,6 +54,9 @@ public:
     // Safe to call concurrently from any number of threads, also for the same user: index
     // updates are serialised with flock(), which also covers other poplar processes.
     result<std::unique_ptr<maildrop>, error> open(std::string_view user, lock_mode mode) override;
+    // An unchanged maildrop whose index is small and cached (maildir_sync.h,
+    // try_snapshot_without_blocking); in exclusive mode only if the session lock is free.
+    std::unique_ptr<maildrop> try_open_without_blocking(std::string_view user, lock_mode mode) override;
 
     // Work done so far, for metrics, and for tests proving that an indexed login reads no
     // message (and, when nothing changed, no directory).

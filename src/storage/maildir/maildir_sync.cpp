@@ -42,13 +42,17 @@ std::uint32_t new_uidvalidity(const sync_options& options, std::uint32_t previou
     return v == 0 ? 1 : v;
 }
 
+std::int64_t stamp_of(const struct stat& st) {
+    const std::int64_t ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    return ns == 0 ? 1 : ns;  // 0 means "unknown" in the index
+}
+
 result<std::int64_t, int> mtime_ns(int root_fd, const char* dir) {
     struct stat st {};
     if (::fstatat(root_fd, dir, &st, 0) != 0) {
         return unexpected{errno};
     }
-    const std::int64_t ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    return ns == 0 ? 1 : ns;  // 0 means "unknown" in the index
+    return stamp_of(st);
 }
 
 result<directory_stamps, error> read_stamps(int root_fd, std::string_view log_path) {
@@ -141,6 +145,40 @@ result<maildir_snapshot, error> snapshot_from_index(uid_index& index, std::strin
 }
 
 }  // namespace
+
+std::optional<maildir_snapshot> try_snapshot_without_blocking(int root_fd, std::string_view log_path,
+                                                              const sync_options& options) {
+    if (!options.trust_directory_mtimes) {
+        return std::nullopt;  // every open lists the directories
+    }
+    // Stamps first, as in sync_maildir: a change after this point makes the index's stamps older.
+    directory_stamps stamps;
+    for (const subdir d : {subdir::new_dir, subdir::cur_dir}) {
+        auto dir = open_if_cached(root_fd, subdir_name(d), O_PATH | O_DIRECTORY);
+        struct stat st {};
+        if (!dir || ::fstat(dir->get(), &st) != 0) {
+            return std::nullopt;
+        }
+        (d == subdir::new_dir ? stamps.new_dir : stamps.cur_dir) = stamp_of(st);
+    }
+    auto fd = open_if_cached(root_fd, uid_index_file, O_RDONLY | O_NONBLOCK);
+    if (!fd) {
+        return std::nullopt;
+    }
+    auto text = read_all_if_cached(fd->get(), max_index_octets_on_loop);
+    if (!text) {
+        return std::nullopt;
+    }
+    uid_index index = parse_uid_index(std::move(*text));
+    if (index.state != uid_index_state::valid || !index.stamps.known() || index.stamps != stamps) {
+        return std::nullopt;
+    }
+    auto snapshot = snapshot_from_index(index, log_path, options);
+    if (!snapshot) {
+        return std::nullopt;  // over max_messages: sync_maildir reports it
+    }
+    return std::move(*snapshot);
+}
 
 std::string maildir_snapshot::relative_path(const located_message& m) const {
     std::string out;

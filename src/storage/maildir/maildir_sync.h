@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -74,6 +75,21 @@ struct sync_options {
 // errc::temporary if the index cannot be read or, when new uids were assigned, written;
 // errc::permanent for a maildrop over max_messages.
 result<maildir_snapshot, error> sync_maildir(int root_fd, std::string_view log_path, const sync_options& options);
+
+// sync_maildir's fast path (the index alone is the listing), for the event loop: the snapshot if
+// it can be had without blocking (every path in the dentry cache, the index in the page cache,
+// at most max_index_octets_on_loop of it) and the index's stamps match the directories; nullopt
+// otherwise, and then the caller runs sync_maildir on the worker pool. Takes no index lock: it
+// writes nothing, and the index is only ever replaced by rename(), so it reads one whole index
+// or another; an index written by a session that listed the directories after they last changed
+// carries their current stamps, and any other carries stamps that do not match.
+std::optional<maildir_snapshot> try_snapshot_without_blocking(int root_fd, std::string_view log_path,
+                                                              const sync_options& options);
+
+// Parsing an index costs about 0.1 us per octet on the event loop, which serves every other
+// session of its thread meanwhile: larger indexes (a maildrop of more than about 3,000 messages)
+// are read on the worker pool.
+inline constexpr std::size_t max_index_octets_on_loop = 256 * 1024;
 
 // Rescans new/ and cur/ and updates where each snapshot message lives now (another agent may
 // have moved it to cur/ or changed its flags), marking the ones no longer present as gone.

@@ -2,12 +2,17 @@
 #include "storage/maildir/posix_file.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <system_error>
 #include <thread>
 
@@ -51,6 +56,51 @@ result<std::string, int> read_all(int fd) {
             return unexpected{errno};
         }
     }
+}
+
+namespace {
+std::atomic<bool> resolve_cached_works{true};
+}  // namespace
+
+std::optional<unique_fd> open_if_cached(int dir_fd, const char* path, int flags) {
+    if (!resolve_cached_works.load(std::memory_order_relaxed)) {
+        return std::nullopt;
+    }
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
+    how.resolve = RESOLVE_CACHED;
+    const long fd = ::syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
+    if (fd >= 0) {
+        return unique_fd{static_cast<int>(fd)};
+    }
+    if (errno == EINVAL || errno == ENOSYS || errno == E2BIG) {
+        resolve_cached_works.store(false, std::memory_order_relaxed);
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> read_all_if_cached(int fd, std::size_t max_size) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) > max_size) {
+        return std::nullopt;
+    }
+    // One octet more than the size: a file that grew since fstat() is read to its new end or
+    // refused, never cut short.
+    std::string out(static_cast<std::size_t>(st.st_size) + 1, '\0');
+    std::size_t got = 0;
+    while (got < out.size()) {
+        iovec iov{out.data() + got, out.size() - got};
+        const ssize_t n = ::preadv2(fd, &iov, 1, static_cast<off_t>(got), RWF_NOWAIT);
+        if (n > 0) {
+            got += static_cast<std::size_t>(n);
+        } else if (n == 0) {
+            out.resize(got);
+            return out;
+        } else if (errno != EINTR) {
+            return std::nullopt;  // EAGAIN: not all cached; anything else: the pool reports it
+        }
+    }
+    return std::nullopt;  // grew past what fstat() said: let the blocking path read it
 }
 
 result<void, int> write_all(int fd, std::string_view data) {

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,6 +49,19 @@ result<unique_fd, int> open_at(int dir_fd, const char* path, int flags, mode_t m
 
 // Reads everything from the current offset to end of file.
 result<std::string, int> read_all(int fd);
+
+// The non-blocking counterparts, for the event loop. Each answers nullopt when it cannot do its
+// job without waiting for a disk or a server (or at all: the caller then does it the blocking
+// way on the worker pool, which also reports errors).
+//
+// openat2(RESOLVE_CACHED) (Linux 5.12+) resolves a path only from the dentry cache and fails with
+// EAGAIN where it would have to ask the file system (including any revalidation, as on NFS): the
+// open() counterpart of RWF_NOWAIT. Kernels without it answer EINVAL or ENOSYS, and then it is
+// never tried again. O_CLOEXEC is added, O_NOFOLLOW too (a link is never what we want here).
+std::optional<unique_fd> open_if_cached(int dir_fd, const char* path, int flags);
+// A regular file's contents, if the page cache holds all of it and it has at most `max_size`
+// octets: preadv2(RWF_NOWAIT) (Linux 4.14+) copies only page-cache hits.
+std::optional<std::string> read_all_if_cached(int fd, std::size_t max_size);
 
 // Writes all of `data`, retrying short writes and EINTR.
 result<void, int> write_all(int fd, std::string_view data);

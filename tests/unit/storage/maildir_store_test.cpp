@@ -2,8 +2,11 @@
 // other agents, removal, locking, index damage and crash safety.
 #include "storage/maildir/maildir_store.h"
 
+#include "storage/maildir/maildir_sync.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -420,6 +423,147 @@ TEST_F(MaildirStoreTest, MtimeTrustCanBeTurnedOff) {
     ASSERT_TRUE(open_ok(*store));
     ASSERT_TRUE(open_ok(*store));
     EXPECT_EQ(store->statistics().directory_scans, 2u);
+}
+
+// try_open_without_blocking: the event loop's open. It may decline anything (the caller then
+// opens on the worker pool), but what it opens must be exactly what open() would have opened.
+
+// openat2(RESOLVE_CACHED) needs Linux 5.12; without it the fast path never opens anything.
+bool resolve_cached_supported() {
+    struct open_how_probe {
+        std::uint64_t flags, mode, resolve;
+    } how{O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0x20 /* RESOLVE_CACHED */};
+    const long fd = ::syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
+    if (fd >= 0) {
+        ::close(static_cast<int>(fd));
+    }
+    return fd >= 0;
+}
+
+TEST_F(MaildirStoreTest, UnchangedCachedMaildropOpensWithoutBlocking) {
+    if (!resolve_cached_supported()) {
+        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
+    }
+    deliver("new", "1700000001.A.host", "a\n");
+    deliver("cur", "1700000002.B.host:2,S", ".b\n");
+    age_directories();
+    auto store = make_store();
+    auto first = open_ok(*store);  // lists the directories and records their stamps
+    ASSERT_TRUE(first);
+    first.reset();
+
+    auto fast = store->try_open_without_blocking("alice", lock_mode::snapshot);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(store->statistics().directory_scans, 1u);  // the index alone
+    auto slow = open_ok(*store);
+    ASSERT_TRUE(slow);
+    EXPECT_EQ(uidls(*fast), uidls(*slow));
+    EXPECT_EQ(sizes(*fast), sizes(*slow));
+    EXPECT_EQ(sizes(*fast), (std::vector<std::uint64_t>{3, 4}));
+    auto b = read_message(*fast, 1);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(*b, ".b\n");
+}
+
+TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesWhatOpenMustDo) {
+    if (!resolve_cached_supported()) {
+        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
+    }
+    auto store = make_store();
+    // No Maildir yet: open() creates it.
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+    // Mail but no index yet: open() assigns uids and writes it.
+    deliver("new", "1700000001.A.host", "a\n");
+    age_directories();
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+    ASSERT_TRUE(open_ok(*store));
+    ASSERT_TRUE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+
+    // New mail changes new/'s mtime: open() lists the directories and indexes it.
+    deliver("new", "1700000002.B.host", "b\n");
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+    auto listed = open_ok(*store);
+    ASSERT_TRUE(listed);
+    EXPECT_EQ(listed->messages().size(), 2u);
+    // Just changed, so its stamps were not recorded (quiet period): still declined.
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+    age_directories();
+    ASSERT_TRUE(open_ok(*store));  // records the settled stamps
+    auto fast = store->try_open_without_blocking("alice", lock_mode::snapshot);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(uidls(*fast), uidls(*listed));
+
+    // A flag change by another agent renames in cur/: declined until open() has seen it.
+    fs::rename(maildir() + "/new/1700000001.A.host", maildir() + "/cur/1700000001.A.host:2,S");
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+
+    // With mtime trust off every open lists the directories.
+    maildir_options no_trust;
+    no_trust.trust_directory_mtimes = false;
+    age_directories();
+    ASSERT_TRUE(open_ok(*store));
+    ASSERT_TRUE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+    EXPECT_FALSE(make_store(no_trust)->try_open_without_blocking("alice", lock_mode::snapshot));
+}
+
+TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesADamagedIndex) {
+    if (!resolve_cached_supported()) {
+        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
+    }
+    deliver("new", "1700000001.A.host", "a\n");
+    deliver("new", "1700000002.B.host", "b\n");
+    age_directories();
+    auto store = make_store();
+    ASSERT_TRUE(open_ok(*store));
+    std::string text = index_text();
+    ASSERT_EQ(text.find(" 0 0\n"), std::string::npos) << text;  // stamps recorded
+    ASSERT_TRUE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+    // The same stamps, one record damaged: only sync_maildir may salvage it (and log why).
+    text.replace(text.find("2 3 n"), 5, "2 x n");
+    std::ofstream(maildir() + "/poplar-uidlist", std::ios::trunc) << text;
+    age_directories();  // the rewrite above touched nothing in new/ or cur/, but keep them settled
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+}
+
+TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesALargeIndex) {
+    if (!resolve_cached_supported()) {
+        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
+    }
+    // Enough long names for an index over max_index_octets_on_loop: parsing it would hold up
+    // the event loop's other sessions, so the pool reads it.
+    const std::string padding(200, 'p');
+    std::size_t index_octets = 0;
+    for (int i = 0; index_octets <= max_index_octets_on_loop; ++i) {
+        const std::string name = std::to_string(1700000000 + i) + ".M" + padding + ".host";
+        deliver("cur", name, "x\n");
+        index_octets += name.size() + 8;  // a record: "uid size c name\n"
+    }
+    age_directories();
+    auto store = make_store();
+    ASSERT_TRUE(open_ok(*store));
+    ASSERT_GT(index_text().size(), max_index_octets_on_loop);
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+}
+
+TEST_F(MaildirStoreTest, OpenWithoutBlockingTakesTheExclusiveLock) {
+    if (!resolve_cached_supported()) {
+        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
+    }
+    deliver("new", "1700000001.A.host", "a\n");
+    age_directories();
+    auto store = make_store();
+    auto held = open_ok(*store, "alice", lock_mode::exclusive);
+    ASSERT_TRUE(held);
+    // Locked by another session: declined, and open() reports [IN-USE].
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::exclusive));
+    held.reset();
+    auto fast = store->try_open_without_blocking("alice", lock_mode::exclusive);
+    ASSERT_TRUE(fast);
+    auto second = store->open("alice", lock_mode::exclusive);
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().code, errc::in_use);
+    fast.reset();
+    EXPECT_TRUE(open_ok(*store, "alice", lock_mode::exclusive));
 }
 
 TEST_F(MaildirStoreTest, StaleNameInIndexIsFoundAgain) {
