@@ -440,10 +440,17 @@ bool resolve_cached_supported() {
     return fd >= 0;
 }
 
-TEST_F(MaildirStoreTest, UnchangedCachedMaildropOpensWithoutBlocking) {
-    if (!resolve_cached_supported()) {
-        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
+class MaildirOpenWithoutBlockingTest : public MaildirStoreTest {
+protected:
+    void SetUp() override {
+        if (!resolve_cached_supported()) {
+            GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
+        }
+        MaildirStoreTest::SetUp();
     }
+};
+
+TEST_F(MaildirOpenWithoutBlockingTest, UnchangedCachedMaildropOpens) {
     deliver("new", "1700000001.A.host", "a\n");
     deliver("cur", "1700000002.B.host:2,S", ".b\n");
     age_directories();
@@ -465,10 +472,7 @@ TEST_F(MaildirStoreTest, UnchangedCachedMaildropOpensWithoutBlocking) {
     EXPECT_EQ(*b, ".b\n");
 }
 
-TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesWhatOpenMustDo) {
-    if (!resolve_cached_supported()) {
-        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
-    }
+TEST_F(MaildirOpenWithoutBlockingTest, DeclinesWhatOpenMustDo) {
     auto store = make_store();
     // No Maildir yet: open() creates it.
     EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
@@ -506,10 +510,7 @@ TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesWhatOpenMustDo) {
     EXPECT_FALSE(make_store(no_trust)->try_open_without_blocking("alice", lock_mode::snapshot));
 }
 
-TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesADamagedIndex) {
-    if (!resolve_cached_supported()) {
-        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
-    }
+TEST_F(MaildirOpenWithoutBlockingTest, DeclinesADamagedIndex) {
     deliver("new", "1700000001.A.host", "a\n");
     deliver("new", "1700000002.B.host", "b\n");
     age_directories();
@@ -525,10 +526,7 @@ TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesADamagedIndex) {
     EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
 }
 
-TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesALargeIndex) {
-    if (!resolve_cached_supported()) {
-        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
-    }
+TEST_F(MaildirOpenWithoutBlockingTest, DeclinesALargeIndex) {
     // Enough long names for an index over max_index_octets_on_loop: parsing it would hold up
     // the event loop's other sessions, so the pool reads it.
     const std::string padding(200, 'p');
@@ -545,10 +543,7 @@ TEST_F(MaildirStoreTest, OpenWithoutBlockingDeclinesALargeIndex) {
     EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
 }
 
-TEST_F(MaildirStoreTest, OpenWithoutBlockingTakesTheExclusiveLock) {
-    if (!resolve_cached_supported()) {
-        GTEST_SKIP() << "openat2(RESOLVE_CACHED) needs Linux 5.12";
-    }
+TEST_F(MaildirOpenWithoutBlockingTest, TakesTheExclusiveLock) {
     deliver("new", "1700000001.A.host", "a\n");
     age_directories();
     auto store = make_store();
