@@ -244,7 +244,7 @@ public:
         std::string full = path_;
         full += '/';
         full += snapshot_.relative_path(m);
-        auto fd = open_if_cached(AT_FDCWD, full.c_str(), O_RDONLY | O_NONBLOCK);
+        auto fd = open_if_cached(AT_FDCWD, full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);  // as open_message()
         if (!fd) {
             return nullptr;  // not cached, renamed, or an error: open_message() sorts it out
         }
@@ -429,6 +429,7 @@ std::unique_ptr<maildrop> maildir_store::try_open_without_blocking(std::string_v
     if (!path) {
         return nullptr;
     }
+    // The same flags as open()'s: a Maildir root may be a symbolic link.
     auto root = open_if_cached(AT_FDCWD, path->c_str(), O_RDONLY | O_DIRECTORY);
     if (!root) {
         return nullptr;  // also a Maildir not created yet: open() creates it
@@ -436,7 +437,7 @@ std::unique_ptr<maildrop> maildir_store::try_open_without_blocking(std::string_v
     unique_fd session_lock;
     if (mode == lock_mode::exclusive) {
         // As take_session_lock(), without creating the file; flock() works on any open mode.
-        auto fd = open_if_cached(root->get(), session_lock_file, O_RDONLY | O_NONBLOCK);
+        auto fd = open_if_cached(root->get(), session_lock_file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
         if (!fd || ::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
             return nullptr;  // held by another session: open() says so
         }

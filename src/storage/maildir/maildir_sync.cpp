@@ -154,14 +154,14 @@ std::optional<maildir_snapshot> try_snapshot_without_blocking(int root_fd, std::
     // Stamps first, as in sync_maildir: a change after this point makes the index's stamps older.
     directory_stamps stamps;
     for (const subdir d : {subdir::new_dir, subdir::cur_dir}) {
-        auto dir = open_if_cached(root_fd, subdir_name(d), O_PATH | O_DIRECTORY);
+        auto dir = open_if_cached(root_fd, subdir_name(d), O_PATH | O_DIRECTORY);  // follows, as mtime_ns()
         struct stat st {};
         if (!dir || ::fstat(dir->get(), &st) != 0) {
             return std::nullopt;
         }
         (d == subdir::new_dir ? stamps.new_dir : stamps.cur_dir) = stamp_of(st);
     }
-    auto fd = open_if_cached(root_fd, uid_index_file, O_RDONLY | O_NONBLOCK);
+    auto fd = open_if_cached(root_fd, uid_index_file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);  // as load_uid_index()
     if (!fd) {
         return std::nullopt;
     }

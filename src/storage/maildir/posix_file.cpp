@@ -67,7 +67,7 @@ std::optional<unique_fd> open_if_cached(int dir_fd, const char* path, int flags)
         return std::nullopt;
     }
     open_how how{};
-    how.flags = static_cast<std::uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
+    how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
     how.resolve = RESOLVE_CACHED;
     const long fd = ::syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
     if (fd >= 0) {

@@ -57,7 +57,7 @@ result<std::string, int> read_all(int fd);
 // openat2(RESOLVE_CACHED) (Linux 5.12+) resolves a path only from the dentry cache and fails with
 // EAGAIN where it would have to ask the file system (including any revalidation, as on NFS): the
 // open() counterpart of RWF_NOWAIT. Kernels without it answer EINVAL or ENOSYS, and then it is
-// never tried again. O_CLOEXEC is added, O_NOFOLLOW too (a link is never what we want here).
+// never tried again. O_CLOEXEC is added; pass O_NOFOLLOW where the blocking open has it.
 std::optional<unique_fd> open_if_cached(int dir_fd, const char* path, int flags);
 // A regular file's contents, if the page cache holds all of it and it has at most `max_size`
 // octets: preadv2(RWF_NOWAIT) (Linux 4.14+) copies only page-cache hits.

@@ -472,6 +472,22 @@ TEST_F(MaildirOpenWithoutBlockingTest, UnchangedCachedMaildropOpens) {
     EXPECT_EQ(*b, ".b\n");
 }
 
+TEST_F(MaildirOpenWithoutBlockingTest, FollowsASymlinkedMaildirAsOpenDoes) {
+    fs::create_directories(base_ + "/real-alice");
+    fs::create_directory_symlink(base_ + "/real-alice", maildir());
+    deliver("new", "1700000001.A.host", "a\n");
+    age_directories();
+    auto store = make_store();
+    ASSERT_TRUE(open_ok(*store));
+    auto fast = store->try_open_without_blocking("alice", lock_mode::snapshot);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(fast->messages().size(), 1u);
+    // A symlinked index is refused by open() (O_NOFOLLOW) and so is not read here either.
+    fs::rename(maildir() + "/poplar-uidlist", base_ + "/elsewhere");
+    fs::create_symlink(base_ + "/elsewhere", maildir() + "/poplar-uidlist");
+    EXPECT_FALSE(store->try_open_without_blocking("alice", lock_mode::snapshot));
+}
+
 TEST_F(MaildirOpenWithoutBlockingTest, DeclinesWhatOpenMustDo) {
     auto store = make_store();
     // No Maildir yet: open() creates it.
