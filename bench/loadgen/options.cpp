@@ -112,6 +112,8 @@ options parse_options(int argc, char** argv) {
     app.add_option("--repeat", o.repeat, "large, bare-copy: transfers to time")->check(CLI::Range(1u, 1000u))->capture_default_str();
     app.add_option("--user", o.user, "large: the user (from --users) whose message to RETR; default the first");
     app.add_option("--file", o.file, "bare-copy: message file to send over a loopback socket (LF -> CRLF first)");
+    app.add_option("--cert", o.cert, "bare-copy with --tls implicit: PEM certificate (chain) of the sending side");
+    app.add_option("--key", o.key, "bare-copy with --tls implicit: PEM private key of the sending side");
     app.add_option("--timeout", o.timeout_s, "seconds one session may take before it counts as an error")
         ->check(CLI::Range(0.1, 3600.0))
         ->capture_default_str();
@@ -127,6 +129,10 @@ options parse_options(int argc, char** argv) {
             o.users = read_users(users_file);
         } else if (o.file.empty()) {
             throw CLI::ValidationError("--file", "required for --mode bare-copy");
+        } else if (o.tls == tls_mode::stls) {
+            throw CLI::ValidationError("--tls", "bare-copy: none or implicit (there is no POP3 to say STLS in)");
+        } else if (o.tls == tls_mode::implicit && (o.cert.empty() || o.key.empty())) {
+            throw CLI::ValidationError("--cert", "bare-copy with --tls implicit needs --cert and --key");
         }
         if (!o.user.empty()) {
             bool found = false;

@@ -38,6 +38,7 @@ struct options {
     unsigned repeat = 1;            // large, bare-copy: RETRs (copies) to time
     std::string user;               // large: user name to pick from --users (default: the first)
     std::string file;               // bare-copy: the message file (LF endings, sent as CRLF)
+    std::string cert, key;          // bare-copy with --tls implicit: the sender's certificate and key
     double timeout_s = 60;          // one session's deadline, from connect to QUIT's +OK
     std::vector<int> server_pids;   // process trees to measure (CPU and memory from /proc)
     bool json = false;

@@ -55,6 +55,32 @@ def test_bare_copy_reports_the_wire_form_and_its_sender_cpu(tmp_path):
     assert abs(t["sender_ns_per_octet"] - t["sender_cpu_s"] * 1e9 / (5 * t["octets"])) < 1e-3
 
 
+def test_bare_copy_over_tls_sends_the_same_octets(env, tmp_path):
+    stored = b"".join(b"line %d of the message\n" % i for i in range(100000))
+    path = tmp_path / "message"
+    path.write_bytes(stored)
+    r = run(["--mode", "bare-copy", "--file", str(path), "--repeat", "3", "--tls", "implicit",
+             "--cert", env.cert, "--key", env.key])
+    assert r["errors"] == 0
+    assert r["cipher"].startswith("TLSv1.")  # reported, so a run shows what it measured
+    t = r["transfer"]
+    assert t["octets"] == len(stored) + stored.count(b"\n")  # plaintext octets, as for plain copies
+    assert len(t["mb_per_s"]) == 3
+
+
+def test_bare_copy_refuses_what_it_cannot_do(env, tmp_path):
+    path = tmp_path / "message"
+    path.write_bytes(b"x\n")
+    for args, says in ((["--tls", "stls"], "none or implicit"),
+                       (["--tls", "implicit"], "needs --cert and --key"),
+                       (["--tls", "implicit", "--cert", str(tmp_path / "none.pem"), "--key", env.key],
+                        "use_certificate_chain_file")):
+        cp = subprocess.run([loadgen(), "--mode", "bare-copy", "--file", str(path), *args],
+                            capture_output=True, text=True, timeout=30)
+        assert cp.returncode != 0, args
+        assert says in cp.stderr, (args, cp.stderr)
+
+
 def test_a_server_that_ends_during_the_run_is_an_error_not_a_negative_cpu(small_env):
     with small_env.server() as srv:
         stopper = threading.Timer(1.0, srv.stop)  # SIGTERM a second into a three-second run
