@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -92,8 +93,12 @@ constexpr std::size_t tls_write_chunk = 256 * 1024;
 
 // The sender's write BIO: appends OpenSSL's records to a std::string, which send() empties. Not
 // BIO_s_mem(): its BIO_reset() zero-fills the whole buffer, a cost no server has to pay.
-int records_write(BIO* bio, const char* bytes, std::size_t n, std::size_t* written) {
-    static_cast<std::string*>(BIO_get_data(bio))->append(bytes, n);
+int records_write(BIO* bio, const char* bytes, std::size_t n, std::size_t* written) noexcept {
+    try {
+        static_cast<std::string*>(BIO_get_data(bio))->append(bytes, n);
+    } catch (const std::bad_alloc&) {
+        return 0;  // no exception may cross OpenSSL's C frames; SSL_write then fails
+    }
     *written = n;
     return 1;
 }
