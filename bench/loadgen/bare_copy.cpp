@@ -123,6 +123,15 @@ const BIO_METHOD* records_method() {
     return method;
 }
 
+// A TLS session on the connected socket `fd`, after `handshake` (SSL_accept or SSL_connect).
+ssl_ptr tls_session(SSL_CTX* tls, int fd, int (*handshake)(SSL*), const char* what) {
+    ssl_ptr ssl(SSL_new(tls));
+    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || handshake(ssl.get()) != 1) {
+        fail_tls(what);
+    }
+    return ssl;
+}
+
 // The sending end: a bare send() loop, or TLS records made in memory and sent a chunk at a time.
 class sender_end {
 public:
@@ -130,10 +139,7 @@ public:
         if (tls == nullptr) {
             return;
         }
-        ssl_.reset(SSL_new(tls));
-        if (!ssl_ || SSL_set_fd(ssl_.get(), fd) != 1 || SSL_accept(ssl_.get()) != 1) {
-            fail_tls("accept");
-        }
+        ssl_ = tls_session(tls, fd, SSL_accept, "accept");
         // From here on OpenSSL writes into records_; send() sends them. Reads stay on the socket.
         BIO* out = records_method() != nullptr ? BIO_new(records_method()) : nullptr;
         if (out == nullptr) {
@@ -180,10 +186,7 @@ public:
         if (tls == nullptr) {
             return;
         }
-        ssl_.reset(SSL_new(tls));
-        if (!ssl_ || SSL_set_fd(ssl_.get(), fd) != 1 || SSL_connect(ssl_.get()) != 1) {
-            fail_tls("connect");
-        }
+        ssl_ = tls_session(tls, fd, SSL_connect, "connect");
     }
 
     void request() {
