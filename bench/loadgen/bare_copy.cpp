@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -212,21 +211,12 @@ public:
         }
     }
 
-    std::string cipher() const {
-        return ssl_ ? std::string(SSL_get_version(ssl_.get())) + " " + SSL_get_cipher_name(ssl_.get()) : std::string();
-    }
+    std::string cipher() const { return describe_tls(ssl_.get()); }
 
 private:
     int fd_;
     ssl_ptr ssl_;
 };
-
-double thread_cpu_s() {
-    rusage ru{};
-    ::getrusage(RUSAGE_THREAD, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 }  // namespace
 

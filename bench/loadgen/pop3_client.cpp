@@ -379,13 +379,15 @@ void pop3_client::close() {
     watchdog_.cancel();
 }
 
-std::string pop3_client::cipher() const {
-    if (!tls_) {
+std::string describe_tls(const ssl_st* ssl) {
+    if (ssl == nullptr) {
         return {};
     }
-    const char* name = SSL_get_cipher_name(tls_.get());
-    const char* version = SSL_get_version(tls_.get());
+    const char* name = SSL_get_cipher_name(ssl);
+    const char* version = SSL_get_version(ssl);
     return fmt::format("{} {}", version ? version : "?", name ? name : "?");
 }
+
+std::string pop3_client::cipher() const { return describe_tls(tls_.get()); }
 
 }  // namespace loadgen

@@ -27,6 +27,9 @@ namespace loadgen {
 // and a read-ahead buffer of `read_buffer` bytes (0: OpenSSL's default, for many idle sessions).
 void configure_client_tls(asio::ssl::context& ctx, std::size_t read_buffer);
 
+// "TLSv1.3 TLS_AES_256_GCM_SHA384": the negotiated version and suite; empty for no TLS (nullptr).
+std::string describe_tls(const ssl_st* ssl);
+
 class pop3_failure : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

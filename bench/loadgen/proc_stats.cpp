@@ -172,11 +172,17 @@ machine_sample sample_machine() {
     return m;
 }
 
-double self_cpu_s() {
+namespace {
+double rusage_cpu_s(int who) {
     rusage ru{};
-    ::getrusage(RUSAGE_SELF, &ru);
+    ::getrusage(who, &ru);
     return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
+}  // namespace
+
+double self_cpu_s() { return rusage_cpu_s(RUSAGE_SELF); }
+
+double thread_cpu_s() { return rusage_cpu_s(RUSAGE_THREAD); }
 
 }  // namespace loadgen

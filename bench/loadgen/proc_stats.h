@@ -24,6 +24,8 @@ tree_sample sample_trees(const std::vector<int>& roots, bool with_pss);
 
 // This process's own CPU time (getrusage), user + system.
 double self_cpu_s();
+// The calling thread's, likewise.
+double thread_cpu_s();
 
 // The whole machine's busy CPU time so far (all cores, from /proc/stat: user, nice, system, irq,
 // softirq) and the time the hypervisor stole. A run's busy time minus the server's and the load
