@@ -120,6 +120,9 @@ maildir = "mail/%u"
 [auth]
 passwd_file = "users.passwd"
 plaintext = "loopback"
+
+[control]
+socket = "control.sock"      # for poplar status/who/kick/stats/reload --config this-file
 )");
     return config_file;
 }

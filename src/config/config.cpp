@@ -140,6 +140,33 @@ public:
         return (p.is_absolute() ? p : base_ / p).lexically_normal();
     }
 
+    control_settings control(const toml::table& root) {
+        control_settings out;
+        const toml::table* t = table(root, "control");
+        if (t == nullptr) {
+            return out;
+        }
+        only_keys(*t, "control", {"socket", "mode", "group"});
+        if (auto s = string(t, "control", "socket")) {
+            out.socket = s->empty() ? std::filesystem::path() : path(*s);
+            // sun_path holds 108 bytes with its NUL (unix(7)); a longer path cannot be bound.
+            if (out.socket.native().size() > 107) {
+                fail("control.socket", fmt::format("\"{}\" is longer than the 107 bytes a Unix socket path may have",
+                                                   out.socket.string()));
+            }
+        }
+        if (auto m = string(t, "control", "mode")) {
+            unsigned v = 0;
+            auto [p, ec] = std::from_chars(m->data(), m->data() + m->size(), v, 8);
+            if (m->empty() || ec != std::errc{} || p != m->data() + m->size() || v > 0777) {
+                fail("control.mode", fmt::format("\"{}\" is not an octal file mode like \"0660\"", *m));
+            }
+            out.mode = v;
+        }
+        out.group = string(t, "control", "group").value_or("");
+        return out;
+    }
+
     void readable_file(const std::filesystem::path& p, std::string_view key) const {
         if (::access(p.c_str(), R_OK) != 0) {
             fail(key, fmt::format("cannot read \"{}\": {}", p.string(), std::strerror(errno)));
@@ -222,16 +249,38 @@ std::optional<endpoint> parse_endpoint(std::string_view text) {
     return ep;
 }
 
-config load_string(std::string_view toml_text, const std::filesystem::path& base_dir, const std::string& source_name) {
-    toml::table root;
+namespace {
+
+std::string read_config_text(const std::filesystem::path& path) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        throw config_error(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+    }
+    std::string text;
+    char buf[8192];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        text.append(buf, n);
+    }
+    std::fclose(f);
+    return text;
+}
+
+toml::table parse_toml(std::string_view text, const std::string& source_name) {
     try {
-        root = toml::parse(toml_text, source_name);
+        return toml::parse(text, source_name);
     } catch (const toml::parse_error& e) {
         const auto& where = e.source().begin;
         throw config_error(fmt::format("{}:{}:{}: {}", source_name, where.line, where.column, e.description()));
     }
+}
+
+}  // namespace
+
+config load_string(std::string_view toml_text, const std::filesystem::path& base_dir, const std::string& source_name) {
+    const toml::table root = parse_toml(toml_text, source_name);
     reader r(source_name, base_dir);
-    r.only_keys(root, "", {"server", "listen", "tls", "storage", "auth", "pop3", "log"});
+    r.only_keys(root, "", {"server", "listen", "tls", "storage", "auth", "pop3", "control", "log"});
     config c;
 
     const toml::table* server = r.table(root, "server");
@@ -362,6 +411,8 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
     c.policy.max_bad_commands = static_cast<unsigned>(
         r.integer(pop3, "pop3", "max_bad_commands", 1, 1000).value_or(c.policy.max_bad_commands));
 
+    c.control = r.control(root);
+
     const toml::table* log = r.table(root, "log");
     if (log != nullptr) {
         r.only_keys(*log, "log", {"level"});
@@ -374,22 +425,19 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
     return c;
 }
 
+std::filesystem::path control_socket_of(const std::filesystem::path& config_file) {
+    std::error_code ec;
+    const std::filesystem::path abs = std::filesystem::absolute(config_file, ec).lexically_normal();
+    const toml::table root = parse_toml(read_config_text(config_file), config_file.string());
+    reader r(config_file.string(), abs.parent_path());
+    return r.control(root).socket;
+}
+
 config load_file(const std::filesystem::path& path) {
     std::error_code ec;
     // Normalised, so "./poplar.toml" gives "/dir/mail/%u", not "/dir/./mail/%u".
     const std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) {
-        throw config_error(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
-    }
-    std::string text;
-    char buf[8192];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
-        text.append(buf, n);
-    }
-    std::fclose(f);
-    return load_string(text, abs.parent_path(), path.string());
+    return load_string(read_config_text(path), abs.parent_path(), path.string());
 }
 
 }  // namespace poplar::config

@@ -51,6 +51,14 @@ struct auth_settings {
     std::size_t cache_size = 100'000;
 };
 
+// The admin control socket (`poplar status`, `who`, `kick`, `stats`, `reload`): a Unix socket
+// whose file permissions are the access control, like Dovecot's doveadm socket.
+struct control_settings {
+    std::filesystem::path socket{"/run/poplar/control.sock"};  // empty: no control socket
+    unsigned mode = 0660;                                       // permission bits of the socket file
+    std::string group;                                          // group of the socket file; empty: unchanged
+};
+
 struct timeouts {
     std::chrono::milliseconds login = limits::default_idle_timeout_authorization;
     std::chrono::milliseconds idle = limits::default_idle_timeout_transaction;
@@ -66,6 +74,7 @@ struct config {
     auth_settings auth;
     core::session_policy policy;
     timeouts timeout;
+    control_settings control;
     std::string log_level = "info";
 };
 
@@ -81,6 +90,11 @@ public:
 config load_file(const std::filesystem::path& path);
 config load_string(std::string_view toml_text, const std::filesystem::path& base_dir,
                    const std::string& source_name);
+
+// Where the control socket of the server run with this config file is, reading only the
+// [control] section: `poplar status` and the other admin commands need no access to the
+// passwd-file or the TLS key. Throws config_error.
+std::filesystem::path control_socket_of(const std::filesystem::path& config_file);
 
 // "500ms", "2s", "10m", "1h" -> duration; nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -119,6 +119,7 @@ def default_config(with_tls=True):
                  "failure_delay": "0s", "max_failures": 3},
         "pop3": {"expire": "NEVER", "login_delay": 0, "login_timeout": "60s",
                  "idle_timeout": "10m", "max_bad_commands": 10},
+        "control": {"socket": "control.sock"},
         "log": {"level": "info"},
     }
     if not with_tls:
