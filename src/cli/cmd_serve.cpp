@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "cli/version.h"
 #include "net/server.h"
 #include "net/tls_context.h"
 
@@ -38,6 +39,20 @@ void print_demo_help(const std::filesystem::path& state_dir, const config::confi
     std::fputs(help.c_str(), stderr);
 }
 
+// The config file read, checked and assembled into what sessions use: at start and at each
+// reload, the same steps `check` takes. Throws config::config_error.
+std::shared_ptr<const net::generation> load_generation(const std::filesystem::path& path) {
+    auto g = std::make_shared<net::generation>();
+    g->cfg = config::load_file(path);
+    runtime rt = assemble(g->cfg);
+    g->auth = std::move(rt.auth);
+    g->store = std::move(rt.store);
+    if (g->cfg.tls) {
+        g->tls = net::make_server_tls_context(*g->cfg.tls);
+    }
+    return g;
+}
+
 }  // namespace
 
 int serve(const std::optional<std::filesystem::path>& config_file, const std::filesystem::path& state_dir) {
@@ -52,12 +67,11 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             return exit_runtime;
         }
     }
-    config::config cfg;
-    runtime rt;
+    std::shared_ptr<const net::generation> first;
     try {
-        cfg = config::load_file(path);
+        const config::config cfg = config::load_file(path);
         setup_logging(cfg.log_level);
-        rt = assemble(cfg);
+        first = load_generation(path);
     } catch (const config::config_error& e) {
         std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
         return exit_config;
@@ -70,7 +84,9 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
     ::mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     ::mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
     try {
-        net::server srv(cfg, *rt.auth, *rt.store);
+        const config::config& cfg = first->cfg;
+        const std::filesystem::path absolute = std::filesystem::absolute(path).lexically_normal();
+        net::server srv(first, [absolute] { return load_generation(absolute); }, {version_line(), absolute});
         if (!config_file) {
             print_demo_help(state_dir, cfg);
         }
