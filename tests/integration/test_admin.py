@@ -467,3 +467,34 @@ def test_control_client_that_never_closes_is_closed_after_its_reply(small_env):
                 for _ in range(3):
                     s.sendall(b"x" * 65536)
                     time.sleep(0.1)
+
+
+def test_bad_control_settings_are_named(small_env):
+    cases = [
+        ({"mode": "0999"}, 'control.mode: "0999" is not an octal file mode like "0660"'),
+        ({"mode": 660}, "control.mode: expected a string"),
+        ({"socket": "/tmp/" + "s" * 120}, f'control.socket: "/tmp/{"s" * 120}" is longer than the 107 bytes'),
+        ({"sockett": "x"}, "control.sockett: unknown key"),
+    ]
+    for control, message in cases:
+        small_env.write_config({"control": control})
+        r = run([poplar_bin(), "check", "--config", small_env.config_path])
+        assert r.returncode == 1, control
+        assert message in r.stderr.decode(), (control, r.stderr)
+
+
+def test_control_group_that_does_not_exist_stops_the_start(small_env):
+    small_env.write_config({"control": {"group": "no-such-group-poplar"}})
+    r = run([poplar_bin(), "serve", "--config", small_env.config_path], timeout=20)
+    assert r.returncode == 1
+    assert b'critical: cannot start: control.group: no group named "no-such-group-poplar"' in r.stderr
+
+
+def test_control_group_is_applied(small_env):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the socket to another group")
+    import grp
+    with small_env.server({"control": {"group": "nogroup", "mode": "0660"}}):
+        st = os.stat(os.path.join(small_env.root, "control.sock"))
+        assert st.st_gid == grp.getgrnam("nogroup").gr_gid
+        assert st.st_mode & 0o777 == 0o660
