@@ -4,8 +4,9 @@
 # What counts as a log call
 #   spdlog::trace/debug/info/warn/error/critical(FORMAT, ...), spdlog::log(spdlog::level::L, ...),
 #   SPDLOG_INFO(...) and the other SPDLOG_ macros (also SPDLOG_LOGGER_INFO(logger, ...)),
-#   x->info(...) / x.info(...) on a receiver whose name contains "log" (logger, log_,
-#   default_logger()), and the project's own wrappers listed in WRAPPERS below. Comments are
+#   x->info(...) / x.info(...) on a receiver named like a logger (a name ending in log, log_,
+#   logger or logger_; default_logger(), spdlog::get(...)), and the project's own wrappers listed
+#   in WRAPPERS below. Comments are
 #   ignored. FORMAT must be string literals (adjacent literals are joined, also across lines);
 #   a call whose format is not a literal fails test_log_calls_are_readable.
 #
@@ -194,8 +195,8 @@ LEVEL_ALT = "|".join(LEVEL_FUNCS)
 CALL_PATTERNS = [
     # (regex ending at the "(" of the call, how to find the level, arguments before the format)
     (re.compile(rf"\bspdlog::({LEVEL_ALT})\s*\("), "name", 0),
-    (re.compile(rf"(?:\b\w*log\w*(?:\(\))?|\bspdlog::get\([^()]*\))\s*(?:->|\.)\s*({LEVEL_ALT})\s*\(", re.I),
-     "name", 0),
+    (re.compile(rf"(?:\b\w*log(?:ger)?_?(?:\(\))?|\bspdlog::get\([^()]*\))\s*(?:->|\.)\s*({LEVEL_ALT})\s*\(",
+                re.I), "name", 0),
     (re.compile(rf"\bSPDLOG_({LEVEL_ALT.upper()})\s*\("), "name", 0),
     (re.compile(rf"\bSPDLOG_LOGGER_({LEVEL_ALT.upper()})\s*\("), "name", 1),
     (re.compile(r"(?:\bspdlog::|(?:->|\.)\s*)log\s*\("), "argument", 0),
@@ -513,6 +514,23 @@ def test_no_stale_rows(catalogue):
     fail_with(catalogue.stale_rows(), "rows in the docs that no log call writes")
 
 
+def test_suggested_rows_match_their_calls(catalogue):
+    # The row a failure message proposes must make the test pass once added.
+    for m in catalogue.messages:
+        assert format_regex(m.fmt).fullmatch(suggested_doc_text(m.fmt)), (m.where, suggested_doc_text(m.fmt))
+
+
+def test_level_names_are_spdlogs_defaults():
+    # LEVEL_NAMES holds what spdlog's %l prints by default; that holds while poplar prints %l and
+    # does not redefine SPDLOG_LEVEL_NAMES (test_log_lines.py sees the names in real output).
+    runtime = (SRC / "cli" / "runtime.cpp").read_text(encoding="utf-8")
+    assert re.search(r'set_pattern\("[^"]*%l: %v"\)', runtime), "the log pattern no longer prints '%l: '"
+    build_files = [ROOT / "CMakeLists.txt", *SRC.rglob("CMakeLists.txt"), *(ROOT / "cmake").glob("*.cmake")]
+    overrides = [str(p.relative_to(ROOT)) for p in [*source_files(), *build_files]
+                 if p.is_file() and "SPDLOG_LEVEL_NAMES" in p.read_text(encoding="utf-8", errors="replace")]
+    assert overrides == [], f"SPDLOG_LEVEL_NAMES redefined in {overrides}: update LEVEL_NAMES"
+
+
 def test_not_written_entries_exist(catalogue):
     present = {(c.file, c.fmt) for c in catalogue.calls}
     missing = [f"{f}: {fmt!r} ({why})" for (f, fmt), why in NOT_WRITTEN.items() if (f, fmt) not in present]
@@ -542,6 +560,7 @@ void f() {
     spdlog::info(fmt::runtime("x {}"), y);
     int n = 1'000'000; spdlog::debug("after a digit separator");
     catalog.infos(1);
+    auto e = login_result.error(); auto d = log_path.info();
 }
 '''
 
