@@ -253,7 +253,8 @@ def extract_calls(text: str, file: str = "<text>"):
                 if after < len(code) and code[after] in ",)":
                     fmt = lit[0]
             line = code.count("\n", 0, m.start()) + 1
-            snippet = " ".join(code[m.start():min(len(code), m.end() + 60)].split())
+            end = skip_argument(mask, i)
+            snippet = " ".join(code[m.start():end].split()) + (")" if code[end] == ")" else ", ...)")
             found[m.start()] = LogCall(file, line, LEVEL_NAMES.get(level, level), fmt, snippet)
     return [found[k] for k in sorted(found)]
 
