@@ -172,7 +172,8 @@ def read_string_literals(text: str, i: int):
 
 
 def skip_argument(text: str, i: int) -> int:
-    """Offset of the ',' or ')' ending the call argument that starts at text[i]."""
+    """Offset of the ',' or ')' ending the call argument that starts at text[i]; text is a mask
+    from blank_comments, so a literal is just two quotes around blanks (raw strings too)."""
     depth = 0
     while i < len(text):
         c = text[i]
@@ -185,7 +186,7 @@ def skip_argument(text: str, i: int) -> int:
         elif c == "," and depth == 0:
             return i
         elif c == '"' or (c == "'" and not (text[i - 1].isalnum() or text[i - 1] == "_")):
-            i = skip_literal(text, i, raw=c == '"' and text[i - 1] == "R")
+            i = skip_literal(text, i)
             continue
         i += 1
     raise ValueError("unterminated call")
