@@ -210,7 +210,7 @@ class LogCall:
     line: int
     level: str       # as printed: "warning", not "warn"
     fmt: str | None  # the format string's value, None if it is not a literal
-    call: str        # the call's text up to the format, for messages
+    call: str        # the call up to its format argument, for messages
 
     @property
     def where(self):
