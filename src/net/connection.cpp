@@ -269,12 +269,13 @@ asio::awaitable<void> connection::run() {
         asio::error_code ec;
         co_await tls_->async_handshake(ec);
         if (ec) {
-            spdlog::info("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
+            spdlog::debug("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
             ctx_.counters.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
             reason_ = timed_out_ ? end_reason::timeout : end_reason::error;
             tls_.reset();
             co_await close_transport();
-            log_session_end();
+            // No "session end": there was no session (no greeting), and scanners would flood the
+            // info log with one per probe. Debug shows the failure itself (docs/operations.md).
             co_return;
         }
         tls_on_.store(true, std::memory_order_relaxed);
