@@ -67,13 +67,20 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             return exit_runtime;
         }
     }
-    std::shared_ptr<const net::generation> first;
     try {
         const config::config cfg = config::load_file(path);
         setup_logging(cfg.log_level);
-        first = load_generation(path);
     } catch (const config::config_error& e) {
         std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        return exit_config;
+    }
+    std::shared_ptr<const net::generation> first;
+    try {
+        // Logging is set up: what fails from here on (passwd-file, certificate, Maildir
+        // template) is a start-up failure in the log, where journald and the admin look.
+        first = load_generation(path);
+    } catch (const config::config_error& e) {
+        spdlog::critical("cannot start: {}", e.what());
         return exit_config;
     }
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write is an error code, not a signal

@@ -181,8 +181,10 @@ asio::awaitable<void> control_listener::serve(stream::socket socket) {
         reply = {false, b->reason};
     } else {
         const control::request& r = std::get<control::request>(parsed);
-        spdlog::info("control: {}{}{} by {}", control::name(r.what), r.argument.empty() ? "" : " ",
-                     util::log_escape(r.argument), peer.describe());
+        const std::string asked = r.argument.empty()
+                                      ? std::string(control::name(r.what))
+                                      : fmt::format("{} {}", control::name(r.what), util::log_escape(r.argument));
+        spdlog::info("control: {} by {}", asked, peer.describe());
         deadline.cancel();
         reply = co_await handler_.on_control(r, peer);
     }
