@@ -35,7 +35,15 @@ void print_demo_help(const std::filesystem::path& state_dir, const config::confi
         help += fmt::format("  POP3 {} (STLS):  curl --ssl-reqd --cacert {} pop3://localhost:{}/1 -u 'demo:{}'\n",
                             ep.to_string(), cert, ep.port, password);
     }
-    help += fmt::format("  Stop with Ctrl-C. The config to copy and edit: {}\n\n", (state_dir / "poplar.toml").string());
+    const std::string config_file = (state_dir / "poplar.toml").string();
+    std::error_code ec;
+    std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (ec) {
+        self = "poplar";
+    }
+    help += fmt::format("  Admin, in another terminal:\n    {} status --config {}\n", self, config_file);
+    help += fmt::format("    (also: who, stats, reload, kick demo; SIGHUP reloads too)\n");
+    help += fmt::format("  Stop with Ctrl-C. The config to copy and edit: {}\n\n", config_file);
     std::fputs(help.c_str(), stderr);
 }
 
