@@ -11,7 +11,6 @@
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "net/server.h"
-#include "net/tls_context.h"
 
 namespace poplar::cli {
 
@@ -38,6 +37,19 @@ void print_demo_help(const std::filesystem::path& state_dir, const config::confi
     std::fputs(help.c_str(), stderr);
 }
 
+// One line per problem, as docs/configuration.md shows them; reload reports the same lines.
+void print_problems(const config::config_error& e) {
+    for (const std::string& p : e.problems()) {
+        std::fprintf(stderr, "poplar: invalid configuration: %s\n", p.c_str());
+    }
+}
+
+void print_warnings(const std::vector<std::string>& warnings) {
+    for (const std::string& w : warnings) {
+        std::fprintf(stderr, "poplar: warning: %s\n", w.c_str());
+    }
+}
+
 }  // namespace
 
 int serve(const std::optional<std::filesystem::path>& config_file, const std::filesystem::path& state_dir) {
@@ -52,16 +64,16 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             return exit_runtime;
         }
     }
-    config::config cfg;
-    runtime rt;
+    loaded assembled;
     try {
-        cfg = config::load_file(path);
-        setup_logging(cfg.log_level);
-        rt = assemble(cfg);
+        assembled = load_and_assemble(path);
     } catch (const config::config_error& e) {
-        std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        print_problems(e);
         return exit_config;
     }
+    const config::config& cfg = assembled.cfg;
+    runtime& rt = assembled.rt;
+    start_logging(assembled);
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write is an error code, not a signal
     // RETR buffers of up to 256 KiB (and their wire form) come and go all the time. By default
     // glibc gives each back to the kernel (mmap/munmap above 128 KiB; madvise when the top of a
@@ -87,13 +99,11 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
 
 int check(const std::filesystem::path& config_file) {
     try {
-        const config::config cfg = config::load_file(config_file);
-        const runtime rt = assemble(cfg);
-        if (cfg.tls) {
-            (void)net::make_server_tls_context(*cfg.tls);
-        }
+        const loaded l = load_and_assemble(config_file, purpose::check);
+        print_warnings(l.warnings);
     } catch (const config::config_error& e) {
-        std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        print_warnings(e.warnings());
+        print_problems(e);
         return exit_config;
     }
     std::printf("%s: configuration is valid\n", config_file.c_str());
