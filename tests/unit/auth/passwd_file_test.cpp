@@ -42,10 +42,18 @@ protected:
         ::chmod(tmp.c_str(), 0600);
         fs::rename(tmp, path_);
     }
+    // Every problem load() reports, one per line.
     std::string load_error(std::string_view content) {
         write(content);
         auto db = passwd_file::load(path_);
-        return db.has_value() ? std::string("(loaded)") : db.error();
+        if (db.has_value()) {
+            return "(loaded)";
+        }
+        std::string out;
+        for (const std::string& p : db.error()) {
+            out += (out.empty() ? "" : "\n") + p;
+        }
+        return out;
     }
     std::string where(int line) const { return path_.string() + ":" + std::to_string(line) + ": "; }
 
@@ -66,7 +74,7 @@ TEST_F(PasswdFile, CommentsBlankLinesAndExtraFields) {
           "carol:$1$pOpLaRsA$7u/dVns0TJAn/TxWDTWKs0::::::\n"
           "dave:{CLEAR}x");  // no final newline
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     EXPECT_EQ(db->user_count(), 4u);
 
     auto alice = db->lookup("alice");
@@ -125,19 +133,19 @@ TEST_F(PasswdFile, HostileUserNamesAreEscapedInErrors) {
 TEST_F(PasswdFile, MissingFile) {
     auto db = passwd_file::load(dir_ / "nope");
     ASSERT_FALSE(db.has_value());
-    EXPECT_EQ(db.error(), (dir_ / "nope").string() + ": cannot open: No such file or directory");
+    EXPECT_EQ(db.error(), std::vector<std::string>{(dir_ / "nope").string() + ": cannot open: No such file or directory"});
 }
 
 TEST_F(PasswdFile, DirectoryIsNotAPasswdFile) {
     auto db = passwd_file::load(dir_);
     ASSERT_FALSE(db.has_value());
-    EXPECT_EQ(db.error(), dir_.string() + ": not a regular file");
+    EXPECT_EQ(db.error(), std::vector<std::string>{dir_.string() + ": not a regular file"});
 }
 
 TEST_F(PasswdFile, EmptyPasswordLoadsButCannotMatch) {
     write("locked:\n");
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     auto locked = db->lookup("locked");
     ASSERT_TRUE(locked.has_value() && locked->has_value());
     EXPECT_NE(check_password((*locked)->password.view(), ""), verify_status::match);
@@ -151,7 +159,7 @@ TEST_F(PasswdFile, TimingDummyFollowsTheMostCommonCost) {
           "d:{BLF-CRYPT}$2b$05$CCCCCCCCCCCCCCCCCCCCC.VGOzA784oUp/Z0DY336zx7pLYAy0lwK\n"
           "e:$2y$05$XXXXXXXXXXXXXXXXXXXXXOAcXxm9kjPGEMsLznoKqmqw7tc8WCx4a\n");
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     const std::string dummy = db->timing_dummy();
     EXPECT_EQ(cost_family(dummy), "$2y$05$") << dummy;
     EXPECT_EQ(check_password(dummy, "x"), verify_status::mismatch);
@@ -160,7 +168,7 @@ TEST_F(PasswdFile, TimingDummyFollowsTheMostCommonCost) {
 TEST_F(PasswdFile, TimingDummyForAnEmptyFileIsDefaultShaCrypt) {
     write("# nobody yet\n");
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     EXPECT_EQ(db->user_count(), 0u);
     EXPECT_EQ(cost_family(db->timing_dummy()), "$6$");
 }
