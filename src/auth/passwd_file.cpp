@@ -251,7 +251,7 @@ result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::p
         snap->users.emplace(std::string(user), entry{util::secret_string(std::string(password)), line_no});
     }
     if (unreported > 0) {
-        bad.push_back(fmt::format("{} {} more bad {} not listed", path.string(), unreported,
+        bad.push_back(fmt::format("{}: {} more bad {} not listed", path.string(), unreported,
                                   unreported == 1 ? "line" : "lines"));
     }
     if (!bad.empty()) {
@@ -293,7 +293,11 @@ result<loaded, problems> load_version(const std::filesystem::path& path) {
 
 // For the per-login temp_error: the first problem, with a count of the rest.
 std::string first_of(const problems& p) {
-    return p.size() == 1 ? p.front() : fmt::format("{} (and {} more problems)", p.front(), p.size() - 1);
+    if (p.size() == 1) {
+        return p.front();
+    }
+    return fmt::format("{} (and {} more {}; poplar check lists them)", p.front(), p.size() - 1,
+                       p.size() == 2 ? "problem" : "problems");
 }
 
 std::string joined(const problems& p) {

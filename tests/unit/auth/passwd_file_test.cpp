@@ -126,6 +126,73 @@ TEST_F(PasswdFile, DuplicateUser) {
               where(4) + "duplicate user 'alice' (first on line 1)");
 }
 
+TEST_F(PasswdFile, EveryBadLineIsReported) {
+    EXPECT_EQ(load_error("alice:{PLAIN}a\n"
+                         "bob:{SSHA}x\n"
+                         "# fine\n"
+                         "justaname\n"
+                         ":{PLAIN}c\n"
+                         "alice:{PLAIN}again\n"
+                         "carol:{CRYPT\n"
+                         "dave:{PLAIN}d\n"),
+              where(2) + "unsupported password scheme {SSHA} for 'bob'\n" +
+                  where(4) + "expected user:password[:uid:gid:gecos:home:shell:extra_fields]\n" +
+                  where(5) + "empty user name\n" +
+                  where(6) + "duplicate user 'alice' (first on line 1)\n" +
+                  where(7) + "password of 'carol' starts with '{' but has no '}'");
+}
+
+TEST_F(PasswdFile, BadLinesBeyondTheLimitAreCounted) {
+    std::string content;
+    const std::size_t n = passwd_file::max_reported_problems + 7;
+    for (std::size_t i = 0; i < n; ++i) {
+        content += "user" + std::to_string(i) + ":{SSHA}x\n";
+    }
+    write(content);
+    auto db = passwd_file::load(path_);
+    ASSERT_FALSE(db.has_value());
+    ASSERT_EQ(db.error().size(), passwd_file::max_reported_problems + 1);
+    EXPECT_EQ(db.error().front(), where(1) + "unsupported password scheme {SSHA} for 'user0'");
+    EXPECT_EQ(db.error().back(), path_.string() + ": 7 more bad lines not listed");
+}
+
+TEST_F(PasswdFile, WarningsAboutTheFile) {
+    write("alice:" + std::string(sha512_pw) + "\n");
+    auto clean = passwd_file::load(path_);
+    ASSERT_TRUE(clean.has_value()) << clean.error().front();
+    EXPECT_TRUE(clean->warnings().empty());
+
+    write("demo:{PLAIN}a\nalice:" + std::string(sha512_pw) + "\nlocked:\nbob:{clear}b\ncarol:{PLAIN}c\ndave:{CLEAR}d\n");
+    ::chmod(path_.c_str(), 0644);
+    auto db = passwd_file::load(path_);
+    ASSERT_TRUE(db.has_value()) << db.error().front();
+    const std::vector<std::string> expected{
+        path_.string() + ": readable or writable by every local user; chmod o= it",
+        where(3) + "user 'locked' has no password; logins are refused",
+        path_.string() + ": 4 users have a {PLAIN}/{CLEAR} password, stored readably: 'demo' (line 1), 'bob' (line 4), "
+                         "'carol' (line 5) and 1 more; replace them with a hash (poplar pw) unless APOP needs them",
+    };
+    EXPECT_EQ(db->warnings(), expected);
+
+    // A later version brings its own warnings.
+    write("solo:{PLAIN}s\n");
+    ASSERT_TRUE(db->lookup("solo").has_value());
+    EXPECT_EQ(db->warnings(), std::vector<std::string>{path_.string() + ": 1 user has a {PLAIN}/{CLEAR} password, "
+                                                                        "stored readably: 'solo' (line 1); replace "
+                                                                        "it with a hash (poplar pw) unless APOP "
+                                                                        "needs it"});
+}
+
+TEST_F(PasswdFile, ABrokenReloadReportsTheFirstProblemAndHowManyMore) {
+    write("alice:{PLAIN}one\n");
+    auto db = passwd_file::load(path_);
+    ASSERT_TRUE(db.has_value());
+    write("alice:{PLAIN}one\nx:{NOPE}a\ny:{NOPE}b\n");
+    auto r = db->lookup("alice");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().message, where(2) + "unsupported password scheme {NOPE} for 'x' (and 1 more problem; poplar check lists them)");
+}
+
 TEST_F(PasswdFile, HostileUserNamesAreEscapedInErrors) {
     EXPECT_EQ(load_error("ev\x1bil:{NOPE}x\n"), where(1) + "unsupported password scheme {NOPE} for 'ev\\x1Bil'");
 }
