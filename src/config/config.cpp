@@ -82,6 +82,9 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 // fewer than half the letters of the suggestion (so "ap" does not become "apop").
 std::optional<std::string_view> closest(std::string_view typed, const std::vector<std::string_view>& known) {
     std::optional<std::string_view> best;
+    if (typed.size() > 64) {
+        return best;  // no known name is that long; and the distance table grows with the square
+    }
     std::size_t best_distance = 3;
     for (std::string_view k : known) {
         const std::size_t dist = edit_distance(typed, k);

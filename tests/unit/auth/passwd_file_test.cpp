@@ -190,7 +190,8 @@ TEST_F(PasswdFile, ABrokenReloadReportsTheFirstProblemAndHowManyMore) {
     write("alice:{PLAIN}one\nx:{NOPE}a\ny:{NOPE}b\n");
     auto r = db->lookup("alice");
     ASSERT_FALSE(r.has_value());
-    EXPECT_EQ(r.error().message, where(2) + "unsupported password scheme {NOPE} for 'x' (and 1 more problem; poplar check lists them)");
+    EXPECT_EQ(r.error().message,
+              where(2) + "unsupported password scheme {NOPE} for 'x' (and 1 more problem; poplar check lists them)");
 }
 
 TEST_F(PasswdFile, HostileUserNamesAreEscapedInErrors) {
@@ -200,7 +201,8 @@ TEST_F(PasswdFile, HostileUserNamesAreEscapedInErrors) {
 TEST_F(PasswdFile, MissingFile) {
     auto db = passwd_file::load(dir_ / "nope");
     ASSERT_FALSE(db.has_value());
-    EXPECT_EQ(db.error(), std::vector<std::string>{(dir_ / "nope").string() + ": cannot open: No such file or directory"});
+    EXPECT_EQ(db.error(),
+              std::vector<std::string>{(dir_ / "nope").string() + ": cannot open: No such file or directory"});
 }
 
 TEST_F(PasswdFile, DirectoryIsNotAPasswdFile) {

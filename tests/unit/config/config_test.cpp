@@ -246,7 +246,8 @@ TEST_F(config_test, every_problem_is_reported_in_file_order) {
         EXPECT_EQ(std::string(e.what()), joined);
     }
     // read_string returns them with what could be read, for the checks that build on it.
-    const loaded_config l = read_string(std::string(minimal) + "[server]\nthreds = 4\nthreads = 3\n", dir_, "test.toml");
+    const loaded_config l =
+        read_string(std::string(minimal) + "[server]\nthreds = 4\nthreads = 3\n", dir_, "test.toml");
     ASSERT_EQ(l.problems.size(), 1u);
     EXPECT_EQ(l.cfg.server.threads, 3u);
     EXPECT_EQ(l.cfg.auth.passwd_file, dir_ / "users.passwd");
