@@ -29,7 +29,7 @@ public:
     // hash computation). Logs nothing: what deserves a warning is in warnings().
     static result<passwd_file, std::vector<std::string>> load(const std::filesystem::path& path);
 
-    // Bad lines listed before the rest are summed up in one "N more problems" line.
+    // Bad lines beyond this many are summed up in one "PATH: N more bad lines not listed" line.
     static constexpr std::size_t max_reported_problems = 100;
 
     passwd_file(passwd_file&&) noexcept;
