@@ -68,6 +68,7 @@ int session_one_input(const std::uint8_t* data, std::size_t size) {
                                                core::plaintext_policy::tls_only};
     policy.plaintext = policies[(b0 >> 3) % 3];
     policy.apop = (b0 & 0x20) == 0;
+    policy.apop_in_clear = (b0 & 0x40) != 0;
     policy.max_bad_commands = 1 + b1 % 10;
     policy.max_auth_failures = 1 + (b1 >> 4) % 4;
 

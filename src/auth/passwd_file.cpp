@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fmt/format.h>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -51,7 +52,13 @@ struct entry {
 struct snapshot {
     std::map<std::string, entry, std::less<>> users;
     std::string timing_dummy;
+    std::vector<std::string> warnings;  // passwd_file::warnings()
 };
+
+// The first few users named in a warning about many.
+constexpr std::size_t users_named_in_warning = 3;
+
+using problems = std::vector<std::string>;
 
 // strerror() may share a static buffer between threads; GNU strerror_r does not.
 std::string errno_text(int err) {
@@ -154,10 +161,37 @@ result<std::string, std::string> build_timing_dummy(const snapshot& snap) {
     return out;
 }
 
-result<std::shared_ptr<const snapshot>, std::string> parse(const std::filesystem::path& path,
-                                                           std::string_view data) {
+// "'bob' (line 3), 'carol' (line 7) and 2 more" for a warning about several users.
+std::string some_users(const std::vector<std::pair<std::size_t, std::string_view>>& users) {
+    std::string out;
+    for (std::size_t i = 0; i < users.size() && i < users_named_in_warning; ++i) {
+        out += fmt::format("{}{} (line {})", i == 0 ? "" : ", ", quoted(users[i].second), users[i].first);
+    }
+    if (users.size() > users_named_in_warning) {
+        out += fmt::format(" and {} more", users.size() - users_named_in_warning);
+    }
+    return out;
+}
+
+// Every bad line is reported (up to passwd_file::max_reported_problems), so one `poplar check`
+// shows them all; a file with any bad line is not used at all (no timing dummy is made for it).
+result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::path& path, std::string_view data,
+                                                         mode_t mode) {
     auto snap = std::make_shared<snapshot>();
+    if ((mode & (S_IROTH | S_IWOTH)) != 0) {
+        snap->warnings.push_back(path.string() + ": readable or writable by every local user; chmod o= it");
+    }
     const std::string where = path.string() + ":";
+    problems bad;
+    std::size_t unreported = 0;
+    const auto report = [&](std::string problem) {
+        if (bad.size() < passwd_file::max_reported_problems) {
+            bad.push_back(std::move(problem));
+        } else {
+            ++unreported;
+        }
+    };
+    std::vector<std::pair<std::size_t, std::string_view>> plain_users;  // (line, user), file order
     std::size_t line_no = 0;
     std::size_t pos = 0;
     while (pos < data.size()) {
@@ -174,42 +208,66 @@ result<std::shared_ptr<const snapshot>, std::string> parse(const std::filesystem
             continue;
         }
         if (line.find('\0') != std::string_view::npos) {
-            return unexpected(at + "contains a NUL byte");
+            report(at + "contains a NUL byte");
+            continue;
         }
         const auto colon = line.find(':');
         if (colon == std::string_view::npos) {
-            return unexpected(at + "expected user:password[:uid:gid:gecos:home:shell:extra_fields]");
+            report(at + "expected user:password[:uid:gid:gecos:home:shell:extra_fields]");
+            continue;
         }
         const std::string_view user = line.substr(0, colon);
         if (user.empty()) {
-            return unexpected(at + "empty user name");
+            report(at + "empty user name");
+            continue;
         }
         std::string_view password = line.substr(colon + 1);
         password = password.substr(0, password.find(':'));
         if (!password.empty() && password.front() == '{') {
             const auto close = password.find('}');
             if (close == std::string_view::npos) {
-                return unexpected(at + "password of " + quoted(user) + " starts with '{' but has no '}'");
+                report(at + "password of " + quoted(user) + " starts with '{' but has no '}'");
+                continue;
             }
             const std::string_view label = password.substr(1, close - 1);
-            if (!parse_scheme(label)) {
-                return unexpected(at + "unsupported password scheme {" + util::log_escape(label, 32) + "} for " +
-                                  quoted(user));
+            const std::optional<scheme> s = parse_scheme(label);
+            if (!s) {
+                report(at + "unsupported password scheme {" + util::log_escape(label, 32) + "} for " + quoted(user));
+                continue;
+            }
+            if (*s == scheme::plain) {
+                plain_users.emplace_back(line_no, user);
             }
         }
         if (const auto it = snap->users.find(user); it != snap->users.end()) {
-            return unexpected(at + "duplicate user " + quoted(user) + " (first on line " +
-                              std::to_string(it->second.line) + ")");
+            report(at + "duplicate user " + quoted(user) + " (first on line " + std::to_string(it->second.line) + ")");
+            continue;
         }
         if (password.empty()) {
             // Not an error (the line may exist for other tools), but nobody can log in as this user.
-            spdlog::warn("{}{}: user {} has no password; logins are refused", where, line_no, quoted(user));
+            snap->warnings.push_back(fmt::format("{}{}: user {} has no password; logins are refused", where, line_no,
+                                                 quoted(user)));
         }
         snap->users.emplace(std::string(user), entry{util::secret_string(std::string(password)), line_no});
     }
+    if (unreported > 0) {
+        bad.push_back(fmt::format("{}: {} more bad {} not listed", path.string(), unreported,
+                                  unreported == 1 ? "line" : "lines"));
+    }
+    if (!bad.empty()) {
+        return unexpected(std::move(bad));
+    }
+    if (!plain_users.empty()) {
+        snap->warnings.push_back(fmt::format(
+            "{}: {} {} a {{PLAIN}}/{{CLEAR}} password, stored readably: {}; replace {} with a hash (poplar pw) unless "
+            "APOP needs {}",
+            path.string(), plain_users.size(), plain_users.size() == 1 ? "user has" : "users have",
+            some_users(plain_users), plain_users.size() == 1 ? "it" : "them",
+            plain_users.size() == 1 ? "it" : "them"));
+    }
     auto dummy = build_timing_dummy(*snap);
     if (!dummy) {
-        return unexpected(path.string() + ": cannot make the timing dummy hash: " + dummy.error());
+        return unexpected(problems{path.string() + ": cannot make the timing dummy hash: " + dummy.error()});
     }
     snap->timing_dummy = std::move(*dummy);
     return std::shared_ptr<const snapshot>(std::move(snap));
@@ -220,20 +278,35 @@ struct loaded {
     file_key key;
 };
 
-result<loaded, std::string> load_version(const std::filesystem::path& path) {
+result<loaded, problems> load_version(const std::filesystem::path& path) {
     auto bytes = read_file(path);
     if (!bytes) {
-        return unexpected(std::move(bytes.error()));
+        return unexpected(problems{std::move(bytes.error())});
     }
-    if ((bytes->mode & (S_IROTH | S_IWOTH)) != 0) {
-        spdlog::warn("{}: readable or writable by every local user; chmod o= it", path.string());
-    }
-    auto snap = parse(path, bytes->data);
+    auto snap = parse(path, bytes->data, bytes->mode);
     util::wipe(bytes->data);
     if (!snap) {
         return unexpected(std::move(snap.error()));
     }
     return loaded{std::move(*snap), bytes->key};
+}
+
+// For the per-login temp_error: the first problem, with a count of the rest.
+std::string first_of(const problems& p) {
+    if (p.size() == 1) {
+        return p.front();
+    }
+    return fmt::format("{} (and {} more {}; poplar check lists them)", p.front(), p.size() - 1,
+                       p.size() == 2 ? "problem" : "problems");
+}
+
+std::string joined(const problems& p) {
+    std::string out;
+    for (const std::string& s : p) {
+        out += out.empty() ? "" : "; ";
+        out += s;
+    }
+    return out;
 }
 
 }  // namespace
@@ -254,7 +327,7 @@ passwd_file::passwd_file(passwd_file&&) noexcept = default;
 passwd_file& passwd_file::operator=(passwd_file&&) noexcept = default;
 passwd_file::~passwd_file() = default;
 
-result<passwd_file, std::string> passwd_file::load(const std::filesystem::path& path) {
+result<passwd_file, std::vector<std::string>> passwd_file::load(const std::filesystem::path& path) {
     auto first = load_version(path);
     if (!first) {
         return unexpected(std::move(first.error()));
@@ -298,11 +371,14 @@ result<std::optional<stored_credential>, temp_error> passwd_file::lookup(std::st
             }
             auto next = load_version(state_->path);
             if (!next) {
-                spdlog::error("passwd-file not reloaded, logins fail until it is fixed: {}", next.error());
-                state_->failed.emplace(key, next.error());
-                return unexpected(temp_error{std::move(next.error())});
+                spdlog::error("passwd-file not reloaded, logins fail until it is fixed: {}", joined(next.error()));
+                state_->failed.emplace(key, first_of(next.error()));
+                return unexpected(temp_error{first_of(next.error())});
             }
             spdlog::info("{}: reloaded, {} users", state_->path.string(), next->snap->users.size());
+            for (const std::string& w : next->snap->warnings) {
+                spdlog::warn("{}", w);
+            }
             state_->current = std::move(next->snap);
             state_->current_key = next->key;
             state_->failed.reset();
@@ -331,6 +407,11 @@ std::optional<std::optional<stored_credential>> passwd_file::try_lookup_cached(s
 std::string passwd_file::timing_dummy() const {
     const std::lock_guard lock(state_->mu);
     return state_->current->timing_dummy;
+}
+
+std::vector<std::string> passwd_file::warnings() const {
+    const std::lock_guard lock(state_->mu);
+    return state_->current->warnings;
 }
 
 std::size_t passwd_file::user_count() const {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/passdb.h"
 #include "util/result.h"
@@ -19,12 +20,17 @@ namespace poplar::auth {
 
 class passwd_file final : public passdb {
 public:
-    // Reads and checks the whole file. Errors name the file and line: "/etc/poplar/passwd:7:
-    // duplicate user 'bob' (first on line 3)", "...: cannot open: Permission denied". Lines are
-    // "user:password[:ignored...]"; '#' comment lines and blank lines are skipped; a password
-    // without "{SCHEME}" is CRYPT; an unknown "{SCHEME}" is an error here rather than a silent
-    // per-user login failure later. Also makes the timing dummy (one hash computation).
-    static result<passwd_file, std::string> load(const std::filesystem::path& path);
+    // Reads and checks the whole file. The error lists every bad line (up to
+    // max_reported_problems), each naming file and line: "/etc/poplar/passwd:7: duplicate user
+    // 'bob' (first on line 3)"; or the one reason it could not be read ("...: cannot open:
+    // Permission denied"). Lines are "user:password[:ignored...]"; '#' comment lines and blank
+    // lines are skipped; a password without "{SCHEME}" is CRYPT; an unknown "{SCHEME}" is an error
+    // here rather than a silent per-user login failure later. Also makes the timing dummy (one
+    // hash computation). Logs nothing: what deserves a warning is in warnings().
+    static result<passwd_file, std::vector<std::string>> load(const std::filesystem::path& path);
+
+    // Bad lines beyond this many are summed up in one "PATH: N more bad lines not listed" line.
+    static constexpr std::size_t max_reported_problems = 100;
 
     passwd_file(passwd_file&&) noexcept;
     passwd_file& operator=(passwd_file&&) noexcept;
@@ -38,6 +44,12 @@ public:
     // other thread holds the lock (a reload in progress); nullopt otherwise.
     std::optional<std::optional<stored_credential>> try_lookup_cached(std::string_view user) override;
     std::string timing_dummy() const override;
+
+    // What the admin should hear about the version in memory, each starting with the path:
+    // readable or writable by others, users without a password, {PLAIN}/{CLEAR} secrets (how
+    // many, and the first few users). `poplar check` prints them and `serve` logs them at start;
+    // a version loaded later, when the file changed, logs its own.
+    std::vector<std::string> warnings() const;
 
     // Users in the version of the file currently in memory.
     std::size_t user_count() const;

@@ -12,7 +12,6 @@
 #include "cli/runtime.h"
 #include "cli/version.h"
 #include "net/server.h"
-#include "net/tls_context.h"
 
 namespace poplar::cli {
 
@@ -47,17 +46,26 @@ void print_demo_help(const std::filesystem::path& state_dir, const config::confi
     std::fputs(help.c_str(), stderr);
 }
 
-// The config file read, checked and assembled into what sessions use: at start and at each
-// reload, the same steps `check` takes. Throws config::config_error.
-std::shared_ptr<const net::generation> load_generation(const std::filesystem::path& path) {
-    auto g = std::make_shared<net::generation>();
-    g->cfg = config::load_file(path);
-    runtime rt = assemble(g->cfg);
-    g->auth = std::move(rt.auth);
-    g->store = std::move(rt.store);
-    if (g->cfg.tls) {
-        g->tls = net::make_server_tls_context(*g->cfg.tls);
+// One line per problem, as docs/configuration.md shows them; reload reports the same lines.
+void print_problems(const config::config_error& e) {
+    for (const std::string& p : e.problems()) {
+        std::fprintf(stderr, "poplar: invalid configuration: %s\n", p.c_str());
     }
+}
+
+void print_warnings(const std::vector<std::string>& warnings) {
+    for (const std::string& w : warnings) {
+        std::fprintf(stderr, "poplar: warning: %s\n", w.c_str());
+    }
+}
+
+// What sessions use, from what load_and_assemble() built: at start and at each reload.
+std::shared_ptr<const net::generation> to_generation(loaded&& l) {
+    auto g = std::make_shared<net::generation>();
+    g->cfg = std::move(l.cfg);
+    g->auth = std::move(l.rt.auth);
+    g->store = std::move(l.rt.store);
+    g->tls = std::move(l.tls);
     return g;
 }
 
@@ -75,22 +83,14 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             return exit_runtime;
         }
     }
+    loaded assembled;
     try {
-        const config::config cfg = config::load_file(path);
-        setup_logging(cfg.log_level);
+        assembled = load_and_assemble(path);
     } catch (const config::config_error& e) {
-        std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        print_problems(e);
         return exit_config;
     }
-    std::shared_ptr<const net::generation> first;
-    try {
-        // Logging is set up: what fails from here on (passwd-file, certificate, Maildir
-        // template) is a start-up failure in the log, where journald and the admin look.
-        first = load_generation(path);
-    } catch (const config::config_error& e) {
-        spdlog::critical("cannot start: {}", e.what());
-        return exit_config;
-    }
+    start_logging(assembled);
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write is an error code, not a signal
     // RETR buffers of up to 256 KiB (and their wire form) come and go all the time. By default
     // glibc gives each back to the kernel (mmap/munmap above 128 KiB; madvise when the top of a
@@ -99,9 +99,17 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
     ::mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     ::mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
     try {
+        const std::shared_ptr<const net::generation> first = to_generation(std::move(assembled));
         const config::config& cfg = first->cfg;
         const std::filesystem::path absolute = std::filesystem::absolute(path).lexically_normal();
-        net::server srv(first, [absolute] { return load_generation(absolute); }, {version_line(), absolute});
+        // Reload: the same loader, so it refuses exactly what `check` would; its warnings are
+        // logged as at start.
+        auto reload = [absolute] {
+            loaded again = load_and_assemble(absolute);
+            log_warnings(again.warnings);
+            return to_generation(std::move(again));
+        };
+        net::server srv(first, reload, {version_line(), absolute});
         if (!config_file) {
             print_demo_help(state_dir, cfg);
         }
@@ -118,13 +126,11 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
 
 int check(const std::filesystem::path& config_file) {
     try {
-        const config::config cfg = config::load_file(config_file);
-        const runtime rt = assemble(cfg);
-        if (cfg.tls) {
-            (void)net::make_server_tls_context(*cfg.tls);
-        }
+        const loaded l = load_and_assemble(config_file, purpose::check);
+        print_warnings(l.warnings);
     } catch (const config::config_error& e) {
-        std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        print_warnings(e.warnings());
+        print_problems(e);
         return exit_config;
     }
     std::printf("%s: configuration is valid\n", config_file.c_str());

@@ -81,6 +81,34 @@ void write_demo_mail(const fs::path& maildir) {
     }
 }
 
+// A TOML basic string holding `text` exactly (TOML 1.0 §String: escape '"', '\\' and controls).
+std::string toml_string(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+            out += fmt::format("\\u{:04X}", static_cast<unsigned char>(c));
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+// A folder as the literal start of a storage.maildir template: '%' is written "%%".
+std::string maildir_template_literal(const fs::path& dir) {
+    std::string out;
+    for (const char c : dir.string()) {
+        out += c;
+        if (c == '%') {
+            out += '%';
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 std::filesystem::path prepare_demo(const std::filesystem::path& state_dir) {
@@ -104,26 +132,33 @@ std::filesystem::path prepare_demo(const std::filesystem::path& state_dir) {
     write_demo_mail(state_dir / "mail" / "demo");
     net::write_self_signed_certificate(state_dir / "tls" / "cert.pem", state_dir / "tls" / "key.pem",
                                        {"localhost", "127.0.0.1", "::1"}, 825);
-    // Written last: its presence means the folder is complete.
-    write_file(config_file, R"(# poplar demo configuration, generated on first run (docs/configuration.md)
+    // Written last: its presence means the folder is complete. Every path is absolute, so the
+    // file keeps working when copied elsewhere as the start of a real configuration.
+    const fs::path root = fs::absolute(state_dir).lexically_normal();
+    write_file(config_file, fmt::format(R"(# poplar demo configuration, generated on first run (docs/configuration.md)
 [listen]
 pop3  = ["127.0.0.1:1110"]   # plain POP3, offers STLS
 pop3s = ["127.0.0.1:1995"]   # implicit TLS
 
 [tls]
-certificate = "tls/cert.pem"  # self-signed for localhost, 127.0.0.1 and ::1
-private_key = "tls/key.pem"
+certificate = {}  # self-signed for localhost, 127.0.0.1 and ::1
+private_key = {}
 
 [storage]
-maildir = "mail/%u"
+maildir = {}
 
 [auth]
-passwd_file = "users.passwd"
+passwd_file = {}
 plaintext = "loopback"
 
 [control]
-socket = "control.sock"      # for poplar status/who/kick/stats/reload --config this-file
-)");
+socket = {}  # for poplar status/who/kick/stats/reload --config this-file
+)",
+                                        toml_string((root / "tls" / "cert.pem").string()),
+                                        toml_string((root / "tls" / "key.pem").string()),
+                                        toml_string(maildir_template_literal(root / "mail") + "/%u"),
+                                        toml_string((root / "users.passwd").string()),
+                                        toml_string((root / "control.sock").string())));
     return config_file;
 }
 

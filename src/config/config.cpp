@@ -2,94 +2,226 @@
 //
 // Strict on purpose: an unknown key is an error, not a warning, because a mistyped security
 // setting ("plaintxt = ...") silently ignored is worse than a server that refuses to start.
+// Every problem is collected, not just the first, so one `poplar check` run lists them all; only
+// a TOML syntax error stops the reading, since nothing after it can be parsed.
 #include "config/config.h"
 
 #include <fmt/format.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
-#include <set>
 #include <toml++/toml.h>
 
 namespace poplar::config {
 
 namespace {
 
+// Every section and key poplar knows: the one list that unknown keys and the "did you mean"
+// suggestions are checked against.
+struct section_schema {
+    std::string_view name;
+    std::vector<std::string_view> keys;
+};
+
+const std::vector<section_schema>& schema() {
+    static const std::vector<section_schema> s{
+        {"server", {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections"}},
+        {"listen", {"pop3", "pop3s"}},
+        {"tls", {"certificate", "private_key", "min_version", "ciphers", "ciphersuites"}},
+        {"storage", {"maildir", "locking"}},
+        {"auth",
+         {"passwd_file", "plaintext", "apop", "apop_in_clear", "failure_delay", "max_failures", "cache_ttl",
+          "cache_size"}},
+        {"pop3", {"expire", "login_delay", "login_timeout", "idle_timeout", "write_timeout", "max_bad_commands"}},
+        {"control", {"socket", "mode", "group"}},
+        {"log", {"level"}},
+    };
+    return s;
+}
+
+const section_schema* find_section(std::string_view name) {
+    for (const section_schema& s : schema()) {
+        if (s.name == name) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions, "threds" and
+// "thraeds" are both one edit from "threads"), ignoring case.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) {
+        d[i][0] = i;
+    }
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        d[0][j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1])) {
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+// The known name closest to `typed`, when it is close enough to be a typo: at most 2 edits, and
+// fewer than half the letters of the suggestion (so "ap" does not become "apop").
+std::optional<std::string_view> closest(std::string_view typed, const std::vector<std::string_view>& known) {
+    std::optional<std::string_view> best;
+    if (typed.size() > 64) {
+        return best;  // no known name is that long; and the distance table grows with the square
+    }
+    std::size_t best_distance = 3;
+    for (std::string_view k : known) {
+        const std::size_t dist = edit_distance(typed, k);
+        if (dist < best_distance && 2 * dist < k.size()) {
+            best = k;
+            best_distance = dist;
+        }
+    }
+    return best;
+}
+
 class reader {
 public:
     reader(std::string source, std::filesystem::path base_dir)
         : source_(std::move(source)), base_(std::move(base_dir)) {}
 
-    [[noreturn]] void fail(std::string_view key, std::string_view what) const {
-        throw config_error(fmt::format("{}: {}: {}", source_, key, what));
-    }
-
-    // Rejects keys poplar does not know, so typos are caught.
-    void only_keys(const toml::table& t, std::string_view prefix, std::initializer_list<std::string_view> known) {
-        for (const auto& [k, v] : t) {
-            const std::string_view key = k.str();
-            bool ok = false;
-            for (std::string_view kn : known) {
-                ok = ok || kn == key;
-            }
-            if (!ok) {
-                fail(prefix.empty() ? std::string(key) : fmt::format("{}.{}", prefix, key), "unknown key");
-            }
+    // Records a problem. `at` is the node the problem is about (its line is reported); for a
+    // missing key, the table it is missing from.
+    void fail(std::string_view key, std::string_view what, const toml::node* at = nullptr) {
+        const std::uint32_t line = at != nullptr ? at->source().begin.line : 0;
+        if (line > 0) {
+            problems_.emplace_back(line, fmt::format("{}:{}: {}: {}", source_, line, key, what));
+        } else {
+            problems_.emplace_back(line, fmt::format("{}: {}: {}", source_, key, what));
         }
     }
 
-    const toml::table* table(const toml::table& root, std::string_view name) {
+    std::size_t problem_count() const { return problems_.size(); }
+
+    // In file order, as an editor walks them; problems with no line (missing keys of absent
+    // sections) last, in the order checked.
+    std::vector<std::string> take_problems() {
+        std::stable_sort(problems_.begin(), problems_.end(), [](const auto& a, const auto& b) {
+            return (a.first == 0 ? UINT32_MAX : a.first) < (b.first == 0 ? UINT32_MAX : b.first);
+        });
+        std::vector<std::string> out;
+        for (auto& [line, text] : problems_) {
+            out.push_back(std::move(text));
+        }
+        problems_.clear();
+        return out;
+    }
+
+    // Rejects top-level names that are not sections poplar knows, so typos are caught.
+    void only_sections(const toml::table& root) {
+        std::vector<std::string_view> names;
+        for (const section_schema& s : schema()) {
+            names.push_back(s.name);
+        }
+        for (const auto& [k, v] : root) {
+            const std::string_view name = k.str();
+            if (find_section(name) != nullptr) {
+                continue;
+            }
+            if (v.is_table()) {
+                fail(name, with_suggestion("unknown section", closest(name, names)), &v);
+                continue;
+            }
+            // A key above every section header: say which section it belongs in, if any.
+            std::optional<std::string> home;
+            for (const section_schema& s : schema()) {
+                if (auto near = closest(name, s.keys); near && !home) {
+                    home = fmt::format("{}.{}", s.name, *near);
+                }
+            }
+            fail(name,
+                 home ? fmt::format("unknown key (keys belong in a section: did you mean \"{}\"?)", *home)
+                      : std::string("unknown key"),
+                 &v);
+        }
+    }
+
+    // Rejects keys of a known section that poplar does not know.
+    void only_keys(const toml::table& t, std::string_view section) {
+        const section_schema* s = find_section(section);
+        for (const auto& [k, v] : t) {
+            const std::string_view key = k.str();
+            if (std::find(s->keys.begin(), s->keys.end(), key) != s->keys.end()) {
+                continue;
+            }
+            fail(full(section, key),
+                 with_suggestion(v.is_table() ? "unknown section" : "unknown key", closest(key, s->keys)), &v);
+        }
+    }
+
+    // The section `name`, its unknown keys reported; nullptr when absent or not a table.
+    const toml::table* section(const toml::table& root, std::string_view name) {
         const toml::node* n = root.get(name);
         if (n == nullptr) {
             return nullptr;
         }
         if (!n->is_table()) {
-            fail(name, "expected a table");
+            fail(name, fmt::format("expected a table (a [{}] section)", name), n);
+            return nullptr;
         }
+        only_keys(*n->as_table(), name);
         return n->as_table();
     }
 
     std::optional<std::string> string(const toml::table* t, std::string_view section, std::string_view key) {
-        if (t == nullptr) {
-            return std::nullopt;
-        }
-        const toml::node* n = t->get(key);
+        const toml::node* n = t == nullptr ? nullptr : t->get(key);
         if (n == nullptr) {
             return std::nullopt;
         }
         if (!n->is_string()) {
-            fail(full(section, key), "expected a string");
+            fail(full(section, key), "expected a string", n);
+            return std::nullopt;
         }
         return std::string(n->as_string()->get());
     }
 
     std::optional<bool> boolean(const toml::table* t, std::string_view section, std::string_view key) {
-        if (t == nullptr || t->get(key) == nullptr) {
+        const toml::node* n = t == nullptr ? nullptr : t->get(key);
+        if (n == nullptr) {
             return std::nullopt;
         }
-        const toml::node* n = t->get(key);
         if (!n->is_boolean()) {
-            fail(full(section, key), "expected true or false");
+            fail(full(section, key), "expected true or false", n);
+            return std::nullopt;
         }
         return n->as_boolean()->get();
     }
 
     std::optional<std::int64_t> integer(const toml::table* t, std::string_view section, std::string_view key,
                                         std::int64_t min, std::int64_t max) {
-        if (t == nullptr || t->get(key) == nullptr) {
+        const toml::node* n = t == nullptr ? nullptr : t->get(key);
+        if (n == nullptr) {
             return std::nullopt;
         }
-        const toml::node* n = t->get(key);
         if (!n->is_integer()) {
-            fail(full(section, key), "expected an integer");
+            fail(full(section, key), "expected an integer", n);
+            return std::nullopt;
         }
         const std::int64_t v = n->as_integer()->get();
         if (v < min || v > max) {
-            fail(full(section, key), fmt::format("must be between {} and {}", min, max));
+            fail(full(section, key), fmt::format("must be between {} and {}", min, max), n);
+            return std::nullopt;
         }
         return v;
     }
@@ -101,34 +233,59 @@ public:
         if (!s) {
             return std::nullopt;
         }
+        const toml::node* n = t->get(key);
         auto d = parse_duration(*s);
         if (!d) {
-            fail(full(section, key), fmt::format("\"{}\" is not a duration like \"500ms\", \"30s\", \"10m\"", *s));
+            fail(full(section, key), fmt::format("\"{}\" is not a duration like \"500ms\", \"30s\", \"10m\"", *s), n);
+            return std::nullopt;
         }
         if (*d < min || *d > max) {
-            fail(full(section, key), fmt::format("must be between {}ms and {}ms", min.count(), max.count()));
+            fail(full(section, key), fmt::format("must be between {}ms and {}ms", min.count(), max.count()), n);
+            return std::nullopt;
         }
         return d;
     }
 
+    // One of `allowed` (the first spelling of each entry is what is stored; the others are
+    // synonyms), or nullopt after reporting the value.
+    std::optional<std::string_view> choice(const toml::table* t, std::string_view section, std::string_view key,
+                                           std::initializer_list<std::initializer_list<std::string_view>> allowed,
+                                           std::string_view expected) {
+        auto s = string(t, section, key);
+        if (!s) {
+            return std::nullopt;
+        }
+        for (const auto& spellings : allowed) {
+            for (std::string_view a : spellings) {
+                if (a == *s) {
+                    return *spellings.begin();
+                }
+            }
+        }
+        fail(full(section, key), expected, t->get(key));
+        return std::nullopt;
+    }
+
     std::vector<endpoint> endpoints(const toml::table* t, std::string_view key) {
         std::vector<endpoint> out;
-        if (t == nullptr || t->get(key) == nullptr) {
+        const toml::node* n = t == nullptr ? nullptr : t->get(key);
+        if (n == nullptr) {
             return out;
         }
-        const toml::array* arr = t->get(key)->as_array();
+        const toml::array* arr = n->as_array();
         if (arr == nullptr) {
-            fail(full("listen", key), "expected an array of \"host:port\" strings");
+            fail(full("listen", key), "expected an array of \"host:port\" strings", n);
+            return out;
         }
-        for (const toml::node& n : *arr) {
-            if (!n.is_string()) {
-                fail(full("listen", key), "expected an array of \"host:port\" strings");
+        for (const toml::node& e : *arr) {
+            if (!e.is_string()) {
+                fail(full("listen", key), "expected an array of \"host:port\" strings", &e);
+                continue;
             }
-            const std::string text(n.as_string()->get());
-            auto ep = parse_endpoint(text);
+            auto ep = parse_endpoint(e.as_string()->get());
             if (!ep) {
-                fail(full("listen", key),
-                     fmt::format("\"{}\" is not an address like \"127.0.0.1:110\" or \"[::1]:110\"", text));
+                fail(full("listen", key), ep.error(), &e);
+                continue;
             }
             out.push_back(*ep);
         }
@@ -140,37 +297,50 @@ public:
         return (p.is_absolute() ? p : base_ / p).lexically_normal();
     }
 
+    // A path key naming a file that must be readable now; nullopt (and a problem) otherwise.
+    std::optional<std::filesystem::path> readable_file(const toml::table* t, std::string_view section,
+                                                       std::string_view key) {
+        auto s = string(t, section, key);
+        if (!s) {
+            return std::nullopt;
+        }
+        const std::filesystem::path p = path(*s);
+        if (::access(p.c_str(), R_OK) != 0) {
+            fail(full(section, key), fmt::format("cannot read \"{}\": {}", p.string(), std::strerror(errno)),
+                 t->get(key));
+            return std::nullopt;
+        }
+        return p;
+    }
+
     control_settings control(const toml::table& root) {
         control_settings out;
-        const toml::table* t = table(root, "control");
+        const toml::table* t = section(root, "control");
         if (t == nullptr) {
             return out;
         }
-        only_keys(*t, "control", {"socket", "mode", "group"});
         if (auto s = string(t, "control", "socket")) {
-            out.socket = s->empty() ? std::filesystem::path() : path(*s);
+            const std::filesystem::path p = s->empty() ? std::filesystem::path() : path(*s);
             // sun_path holds 108 bytes with its NUL (unix(7)); a longer path cannot be bound.
-            if (out.socket.native().size() > 107) {
-                fail("control.socket", fmt::format("\"{}\" is longer than the 107 bytes a Unix socket path may have",
-                                                   out.socket.string()));
+            if (p.native().size() > 107) {
+                fail("control.socket",
+                     fmt::format("\"{}\" is longer than the 107 bytes a Unix socket path may have", p.string()),
+                     t->get("socket"));
+            } else {
+                out.socket = p;
             }
         }
         if (auto m = string(t, "control", "mode")) {
             unsigned v = 0;
             auto [p, ec] = std::from_chars(m->data(), m->data() + m->size(), v, 8);
             if (m->empty() || ec != std::errc{} || p != m->data() + m->size() || v > 0777) {
-                fail("control.mode", fmt::format("\"{}\" is not an octal file mode like \"0660\"", *m));
+                fail("control.mode", fmt::format("\"{}\" is not an octal file mode like \"0660\"", *m), t->get("mode"));
+            } else {
+                out.mode = v;
             }
-            out.mode = v;
         }
         out.group = string(t, "control", "group").value_or("");
         return out;
-    }
-
-    void readable_file(const std::filesystem::path& p, std::string_view key) const {
-        if (::access(p.c_str(), R_OK) != 0) {
-            fail(key, fmt::format("cannot read \"{}\": {}", p.string(), std::strerror(errno)));
-        }
     }
 
 private:
@@ -178,11 +348,33 @@ private:
         return fmt::format("{}.{}", section, key);
     }
 
+    static std::string with_suggestion(std::string_view what, std::optional<std::string_view> near) {
+        return near ? fmt::format("{} (did you mean \"{}\"?)", what, *near) : std::string(what);
+    }
+
     std::string source_;
     std::filesystem::path base_;
+    std::vector<std::pair<std::uint32_t, std::string>> problems_;  // (line or 0, message)
 };
 
+std::string join_lines(const std::vector<std::string>& lines) {
+    std::string out;
+    for (const std::string& l : lines) {
+        if (!out.empty()) {
+            out += '\n';
+        }
+        out += l;
+    }
+    return out;
+}
+
 }  // namespace
+
+config_error::config_error(const std::string& problem) : config_error(std::vector<std::string>{problem}) {}
+
+config_error::config_error(std::vector<std::string> problems, std::vector<std::string> warnings)
+    : std::runtime_error(join_lines(problems)),
+      data_(std::make_shared<const data>(data{std::move(problems), std::move(warnings)})) {}
 
 std::string endpoint::to_string() const {
     return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
@@ -212,38 +404,50 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     return std::nullopt;
 }
 
-std::optional<endpoint> parse_endpoint(std::string_view text) {
+result<endpoint, std::string> parse_endpoint(std::string_view text) {
+    const std::string shape =
+        fmt::format("\"{}\" is not an address like \"127.0.0.1:110\" or \"[::1]:110\"", text);
     endpoint ep;
     std::string_view port;
     if (!text.empty() && text.front() == '[') {
         const std::size_t close = text.find(']');
         if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-            return std::nullopt;
+            return unexpected(shape);
         }
         ep.host = std::string(text.substr(1, close - 1));
         port = text.substr(close + 2);
         if (ep.host.find(':') == std::string::npos) {
-            return std::nullopt;
+            return unexpected(shape);
         }
     } else {
         const std::size_t colon = text.rfind(':');
         if (colon == std::string_view::npos || text.find(':') != colon) {
-            return std::nullopt;
+            return unexpected(shape);
         }
         ep.host = std::string(text.substr(0, colon));
         port = text.substr(colon + 1);
+    }
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos) {
+        return unexpected(shape);
+    }
+    unsigned long value = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc{} || value > 65535) {
+        return unexpected(fmt::format("port {} in \"{}\" is out of range (1-65535, or 0 for a free port the "
+                                      "system picks)",
+                                      port, text));
     }
     // An IP literal, not a name: a listener must not depend on DNS at start-up, and `check`
     // must reject exactly what `serve` cannot bind.
     unsigned char addr[16];
     if (ep.host.empty() || (::inet_pton(AF_INET, ep.host.c_str(), addr) != 1 &&
                             ::inet_pton(AF_INET6, ep.host.c_str(), addr) != 1)) {
-        return std::nullopt;
-    }
-    unsigned value = 0;
-    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc{} || p != port.data() + port.size() || port.empty() || value > 65535) {
-        return std::nullopt;
+        if (ep.host.empty() || text.front() == '[') {
+            return unexpected(shape);
+        }
+        return unexpected(fmt::format("\"{}\" in \"{}\" is not an IP address (host names are not resolved: a "
+                                      "listener must not depend on DNS)",
+                                      ep.host, text));
     }
     ep.port = static_cast<std::uint16_t>(value);
     return ep;
@@ -275,19 +479,24 @@ toml::table parse_toml(std::string_view text, const std::string& source_name) {
     }
 }
 
+// The directory relative paths are resolved against. Normalised, so "./poplar.toml" gives
+// "/dir/mail/%u", not "/dir/./mail/%u" (which the Maildir template check would refuse).
+std::filesystem::path base_of(const std::filesystem::path& config_file) {
+    std::error_code ec;
+    return std::filesystem::absolute(config_file, ec).lexically_normal().parent_path();
+}
+
 }  // namespace
 
-config load_string(std::string_view toml_text, const std::filesystem::path& base_dir, const std::string& source_name) {
+loaded_config read_string(std::string_view toml_text, const std::filesystem::path& base_dir,
+                          const std::string& source_name) {
     const toml::table root = parse_toml(toml_text, source_name);
     reader r(source_name, base_dir);
-    r.only_keys(root, "", {"server", "listen", "tls", "storage", "auth", "pop3", "control", "log"});
-    config c;
+    r.only_sections(root);
+    loaded_config out;
+    config& c = out.cfg;
 
-    const toml::table* server = r.table(root, "server");
-    if (server != nullptr) {
-        r.only_keys(*server, "server",
-                    {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections"});
-    }
+    const toml::table* server = r.section(root, "server");
     c.server.hostname = r.string(server, "server", "hostname").value_or("");
     c.server.threads = static_cast<unsigned>(r.integer(server, "server", "threads", 0, 256).value_or(0));
     c.server.worker_threads = static_cast<unsigned>(r.integer(server, "server", "worker_threads", 0, 256).value_or(0));
@@ -297,86 +506,68 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
     c.server.max_connections =
         static_cast<unsigned>(r.integer(server, "server", "max_connections", 1, 1'000'000).value_or(20000));
 
-    const toml::table* listen = r.table(root, "listen");
-    if (listen != nullptr) {
-        r.only_keys(*listen, "listen", {"pop3", "pop3s"});
-    }
+    const toml::table* listen = r.section(root, "listen");
+    const std::size_t before_listen = r.problem_count();
     c.pop3 = r.endpoints(listen, "pop3");
     c.pop3s = r.endpoints(listen, "pop3s");
-    if (c.pop3.empty() && c.pop3s.empty()) {
-        r.fail("listen", "no listener: set listen.pop3 and/or listen.pop3s");
+    if (c.pop3.empty() && c.pop3s.empty() && r.problem_count() == before_listen) {
+        r.fail("listen", "no listener: set listen.pop3 and/or listen.pop3s", listen);
     }
 
-    if (const toml::table* tls = r.table(root, "tls")) {
-        r.only_keys(*tls, "tls", {"certificate", "private_key", "min_version", "ciphers", "ciphersuites"});
+    const toml::table* tls = r.section(root, "tls");
+    if (tls != nullptr) {
+        const std::size_t before_tls = r.problem_count();
         tls_settings t;
-        auto cert = r.string(tls, "tls", "certificate");
-        auto key = r.string(tls, "tls", "private_key");
-        if (!cert) {
-            r.fail("tls.certificate", "missing (required when [tls] is present)");
+        if (tls->get("certificate") == nullptr) {
+            r.fail("tls.certificate", "missing (required when [tls] is present)", tls);
         }
-        if (!key) {
-            r.fail("tls.private_key", "missing (required when [tls] is present)");
+        if (tls->get("private_key") == nullptr) {
+            r.fail("tls.private_key", "missing (required when [tls] is present)", tls);
         }
-        t.certificate = r.path(*cert);
-        t.private_key = r.path(*key);
-        r.readable_file(t.certificate, "tls.certificate");
-        r.readable_file(t.private_key, "tls.private_key");
-        t.min_version = r.string(tls, "tls", "min_version").value_or("1.2");
-        if (t.min_version != "1.2" && t.min_version != "1.3") {
-            r.fail("tls.min_version", "expected \"1.2\" or \"1.3\"");
-        }
+        t.certificate = r.readable_file(tls, "tls", "certificate").value_or("");
+        t.private_key = r.readable_file(tls, "tls", "private_key").value_or("");
+        t.min_version = r.choice(tls, "tls", "min_version", {{"1.2"}, {"1.3"}}, "expected \"1.2\" or \"1.3\"")
+                            .value_or("1.2");
         t.ciphers = r.string(tls, "tls", "ciphers").value_or("");
         t.ciphersuites = r.string(tls, "tls", "ciphersuites").value_or("");
-        c.tls = std::move(t);
+        if (r.problem_count() == before_tls) {
+            c.tls = std::move(t);  // only a complete [tls] goes on to build a TLS context
+        }
     }
-    if (!c.pop3s.empty() && !c.tls) {
-        r.fail("listen.pop3s", "implicit TLS listeners need a [tls] section with certificate and private_key");
-    }
-
-    const toml::table* storage = r.table(root, "storage");
-    if (storage != nullptr) {
-        r.only_keys(*storage, "storage", {"maildir", "locking"});
-    }
-    auto maildir = r.string(storage, "storage", "maildir");
-    if (!maildir || maildir->empty()) {
-        r.fail("storage.maildir", "missing: the path template of each user's Maildir, e.g. \"/srv/mail/%u\"");
-    }
-    if (maildir->find("%u") == std::string::npos && maildir->find("%n") == std::string::npos) {
-        r.fail("storage.maildir", "must contain %u or %n, or every user would share one maildrop");
-    }
-    c.storage.maildir = r.path(*maildir).string();
-    const std::string locking = r.string(storage, "storage", "locking").value_or("snapshot");
-    if (locking == "snapshot") {
-        c.storage.locking = storage::lock_mode::snapshot;
-    } else if (locking == "exclusive") {
-        c.storage.locking = storage::lock_mode::exclusive;
-    } else {
-        r.fail("storage.locking", "expected one of \"snapshot\", \"exclusive\"");
+    if (!c.pop3s.empty() && tls == nullptr) {
+        r.fail("listen.pop3s", "implicit TLS listeners need a [tls] section with certificate and private_key",
+               listen->get("pop3s"));
     }
 
-    const toml::table* auth = r.table(root, "auth");
-    if (auth != nullptr) {
-        r.only_keys(*auth, "auth",
-                    {"passwd_file", "plaintext", "apop", "failure_delay", "max_failures", "cache_ttl", "cache_size"});
+    const toml::table* storage = r.section(root, "storage");
+    const auto maildir = r.string(storage, "storage", "maildir");
+    if (storage == nullptr || storage->get("maildir") == nullptr || (maildir && maildir->empty())) {
+        r.fail("storage.maildir", "missing: the path template of each user's Maildir, e.g. \"/srv/mail/%u\"",
+               storage);
+    } else if (maildir && maildir->find("%u") == std::string::npos && maildir->find("%n") == std::string::npos) {
+        r.fail("storage.maildir", "must contain %u or %n, or every user would share one maildrop",
+               storage->get("maildir"));
+    } else if (maildir) {
+        c.storage.maildir = r.path(*maildir).string();
     }
-    auto passwd = r.string(auth, "auth", "passwd_file");
-    if (!passwd) {
-        r.fail("auth.passwd_file", "missing: the Dovecot-format passwd-file with the users");
+    if (auto locking = r.choice(storage, "storage", "locking", {{"snapshot"}, {"exclusive"}},
+                                "expected one of \"snapshot\", \"exclusive\"")) {
+        c.storage.locking = *locking == "exclusive" ? storage::lock_mode::exclusive : storage::lock_mode::snapshot;
     }
-    c.auth.passwd_file = r.path(*passwd);
-    r.readable_file(c.auth.passwd_file, "auth.passwd_file");
-    const std::string plaintext = r.string(auth, "auth", "plaintext").value_or("loopback");
-    if (plaintext == "loopback") {
-        c.policy.plaintext = core::plaintext_policy::loopback;
-    } else if (plaintext == "always") {
-        c.policy.plaintext = core::plaintext_policy::always;
-    } else if (plaintext == "tls-only") {
-        c.policy.plaintext = core::plaintext_policy::tls_only;
-    } else {
-        r.fail("auth.plaintext", "expected one of \"loopback\", \"always\", \"tls-only\"");
+
+    const toml::table* auth = r.section(root, "auth");
+    if (auth == nullptr || auth->get("passwd_file") == nullptr) {
+        r.fail("auth.passwd_file", "missing: the Dovecot-format passwd-file with the users", auth);
     }
-    c.policy.apop = r.boolean(auth, "auth", "apop").value_or(true);
+    c.auth.passwd_file = r.readable_file(auth, "auth", "passwd_file").value_or("");
+    if (auto plaintext = r.choice(auth, "auth", "plaintext", {{"loopback"}, {"always"}, {"tls-only"}},
+                                  "expected one of \"loopback\", \"always\", \"tls-only\"")) {
+        c.policy.plaintext = *plaintext == "always"     ? core::plaintext_policy::always
+                             : *plaintext == "tls-only" ? core::plaintext_policy::tls_only
+                                                        : core::plaintext_policy::loopback;
+    }
+    c.policy.apop = r.boolean(auth, "auth", "apop").value_or(c.policy.apop);
+    c.policy.apop_in_clear = r.boolean(auth, "auth", "apop_in_clear").value_or(c.policy.apop_in_clear);
     c.policy.auth_failure_delay = r.duration(auth, "auth", "failure_delay", std::chrono::milliseconds(0),
                                              std::chrono::seconds(60))
                                       .value_or(c.policy.auth_failure_delay);
@@ -387,21 +578,18 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
     c.policy.max_auth_failures = static_cast<unsigned>(
         r.integer(auth, "auth", "max_failures", 1, 100).value_or(c.policy.max_auth_failures));
 
-    const toml::table* pop3 = r.table(root, "pop3");
-    if (pop3 != nullptr) {
-        r.only_keys(*pop3, "pop3",
-                    {"expire", "login_delay", "login_timeout", "idle_timeout", "write_timeout", "max_bad_commands"});
-    }
-    c.policy.expire = r.string(pop3, "pop3", "expire").value_or("NEVER");
-    if (c.policy.expire != "NEVER") {
+    const toml::table* pop3 = r.section(root, "pop3");
+    if (auto expire = r.string(pop3, "pop3", "expire")) {
         // RFC 2449 §6.7: "NEVER" or a number of days.
-        const std::string& e = c.policy.expire;
-        if (e.empty() || e.size() > 5 || e.find_first_not_of("0123456789") != std::string::npos) {
-            r.fail("pop3.expire", "expected \"NEVER\" or a number of days such as \"30\" (RFC 2449 section 6.7)");
+        const std::string& e = *expire;
+        if (e != "NEVER" && (e.empty() || e.size() > 5 || e.find_first_not_of("0123456789") != std::string::npos)) {
+            r.fail("pop3.expire", "expected \"NEVER\" or a number of days such as \"30\" (RFC 2449 section 6.7)",
+                   pop3->get("expire"));
+        } else {
+            c.policy.expire = e;
         }
     }
-    c.policy.login_delay =
-        static_cast<unsigned>(r.integer(pop3, "pop3", "login_delay", 0, 86400).value_or(0));
+    c.policy.login_delay = static_cast<unsigned>(r.integer(pop3, "pop3", "login_delay", 0, 86400).value_or(0));
     c.timeout.login = r.duration(pop3, "pop3", "login_timeout", std::chrono::seconds(1), std::chrono::hours(1))
                           .value_or(c.timeout.login);
     c.timeout.idle = r.duration(pop3, "pop3", "idle_timeout", std::chrono::seconds(1), std::chrono::hours(24))
@@ -413,31 +601,47 @@ config load_string(std::string_view toml_text, const std::filesystem::path& base
 
     c.control = r.control(root);
 
-    const toml::table* log = r.table(root, "log");
-    if (log != nullptr) {
-        r.only_keys(*log, "log", {"level"});
-    }
-    c.log_level = r.string(log, "log", "level").value_or("info");
-    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
-    if (levels.count(c.log_level) == 0) {
-        r.fail("log.level", "expected one of \"trace\", \"debug\", \"info\", \"warn\", \"error\", \"critical\", \"off\"");
-    }
-    return c;
+    const toml::table* log = r.section(root, "log");
+    // "warning" too: the log lines themselves say "warning:".
+    c.log_level = std::string(
+        r.choice(log, "log", "level",
+                 {{"trace"}, {"debug"}, {"info"}, {"warn", "warning"}, {"error"}, {"critical"}, {"off"}},
+                 "expected one of \"trace\", \"debug\", \"info\", \"warn\" (or \"warning\"), \"error\", "
+                 "\"critical\", \"off\"")
+            .value_or("info"));
+
+    out.problems = r.take_problems();
+    return out;
 }
 
-std::filesystem::path control_socket_of(const std::filesystem::path& config_file) {
-    std::error_code ec;
-    const std::filesystem::path abs = std::filesystem::absolute(config_file, ec).lexically_normal();
-    const toml::table root = parse_toml(read_config_text(config_file), config_file.string());
-    reader r(config_file.string(), abs.parent_path());
-    return r.control(root).socket;
+loaded_config read_file(const std::filesystem::path& path) {
+    return read_string(read_config_text(path), base_of(path), path.string());
+}
+
+config load_string(std::string_view toml_text, const std::filesystem::path& base_dir, const std::string& source_name) {
+    loaded_config l = read_string(toml_text, base_dir, source_name);
+    if (!l.problems.empty()) {
+        throw config_error(std::move(l.problems));
+    }
+    return std::move(l.cfg);
 }
 
 config load_file(const std::filesystem::path& path) {
-    std::error_code ec;
-    // Normalised, so "./poplar.toml" gives "/dir/mail/%u", not "/dir/./mail/%u".
-    const std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
-    return load_string(read_config_text(path), abs.parent_path(), path.string());
+    loaded_config l = read_file(path);
+    if (!l.problems.empty()) {
+        throw config_error(std::move(l.problems));
+    }
+    return std::move(l.cfg);
+}
+
+std::filesystem::path control_socket_of(const std::filesystem::path& config_file) {
+    const toml::table root = parse_toml(read_config_text(config_file), config_file.string());
+    reader r(config_file.string(), base_of(config_file));
+    control_settings c = r.control(root);
+    if (r.problem_count() > 0) {
+        throw config_error(r.take_problems());
+    }
+    return c.socket;
 }
 
 }  // namespace poplar::config

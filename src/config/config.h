@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "core/session.h"
 #include "storage/maildrop.h"
+#include "util/result.h"
 
 namespace poplar::config {
 
@@ -78,15 +80,43 @@ struct config {
     std::string log_level = "info";
 };
 
-// A config problem, naming the file, the key and what is wrong:
-//   "poplar.toml: auth.plaintext: expected one of "loopback", "always", "tls-only"".
+// Every problem found in a configuration, one line each, as `poplar check` prints them:
+//   "poplar.toml:12: auth.plaintext: expected one of "loopback", "always", "tls-only""
+//   "auth.passwd_file: /etc/poplar/users:7: duplicate user 'bob' (first on line 3)"
+// what() is all of them joined by '\n'. `warnings()` carries what was found worth telling the
+// admin before the problems stopped the assembly (cli::load_and_assemble), for `check` to print.
 class config_error : public std::runtime_error {
 public:
-    using std::runtime_error::runtime_error;
+    explicit config_error(const std::string& problem);
+    explicit config_error(std::vector<std::string> problems, std::vector<std::string> warnings = {});
+
+    const std::vector<std::string>& problems() const noexcept { return data_->problems; }
+    const std::vector<std::string>& warnings() const noexcept { return data_->warnings; }
+
+private:
+    struct data {
+        std::vector<std::string> problems;
+        std::vector<std::string> warnings;
+    };
+    std::shared_ptr<const data> data_;  // shared: copying an exception must not throw
 };
 
-// Parses and validates; relative paths are resolved against the config file's directory.
-// Checks that referenced files exist and are readable. Throws config_error.
+// One reading of a config file: the settings that could be read and every problem found. A
+// setting with a problem keeps its default (file paths, the Maildir template and [tls] stay
+// empty), so the checks that build on them (passwd-file, TLS context) run only on valid input.
+struct loaded_config {
+    config cfg;
+    std::vector<std::string> problems;  // "FILE:LINE: key: problem", in the order checked
+};
+
+// The one loader. Relative paths are resolved against the config file's directory; files named
+// by the config must be readable. Throws config_error only when nothing can be read: the file
+// is unreadable, or TOML syntax (nothing after a syntax error can be parsed).
+loaded_config read_file(const std::filesystem::path& path);
+loaded_config read_string(std::string_view toml_text, const std::filesystem::path& base_dir,
+                          const std::string& source_name);
+
+// read_file / read_string that throw config_error with every problem when there is any.
 config load_file(const std::filesystem::path& path);
 config load_string(std::string_view toml_text, const std::filesystem::path& base_dir,
                    const std::string& source_name);
@@ -98,7 +128,9 @@ std::filesystem::path control_socket_of(const std::filesystem::path& config_file
 
 // "500ms", "2s", "10m", "1h" -> duration; nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
-// "127.0.0.1:110" / "[::1]:995" -> endpoint; nullopt when malformed.
-std::optional<endpoint> parse_endpoint(std::string_view text);
+// "127.0.0.1:110" / "[::1]:995" -> endpoint. Port 0 is allowed: the system picks a free port
+// (tests use it). The error says what is wrong: "port 219950 is out of range (...)", a host that
+// is not an IP literal, or the general shape.
+result<endpoint, std::string> parse_endpoint(std::string_view text);
 
 }  // namespace poplar::config

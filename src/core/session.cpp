@@ -47,12 +47,17 @@ const std::string& plaintext_refused() {
 
 session::session(const session_policy& policy, connection_facts facts, auth::authenticator& auth,
                  std::string apop_timestamp)
-    : policy_(policy), facts_(facts), auth_(auth), apop_timestamp_(std::move(apop_timestamp)) {}
+    : policy_(policy), facts_(facts), auth_(auth), apop_timestamp_(std::move(apop_timestamp)) {
+    greeting_has_timestamp_ = !apop_timestamp_.empty() && apop_allowed();
+}
 
 session::~session() = default;
 
 std::string session::greeting() const {
-    if (policy_.apop && !apop_timestamp_.empty()) {
+    // RFC 1939 §7: the timestamp announces APOP. Left out where APOP would be refused (a plain
+    // connection off loopback under "loopback", any plain one under "tls-only"), so clients that
+    // use APOP whenever they see one do not send a digest over the wire in clear.
+    if (greeting_has_timestamp_) {
         return ok("poplar ready " + apop_timestamp_);
     }
     return ok("poplar ready");
@@ -69,6 +74,10 @@ bool session::plaintext_allowed() const {
         case plaintext_policy::tls_only: return facts_.tls;
     }
     return false;
+}
+
+bool session::apop_allowed() const {
+    return policy_.apop && (policy_.apop_in_clear || plaintext_allowed());
 }
 
 step session::on_line_too_long() {
@@ -213,8 +222,17 @@ step session::cmd_pass(const command& cmd) {
 }
 
 step session::cmd_apop(const command& cmd) {
-    if (!policy_.apop || apop_timestamp_.empty()) {
+    if (!policy_.apop) {
         return bad_command(err("APOP is not enabled"));
+    }
+    if (!apop_allowed()) {
+        // The same refusal USER/PASS gets: the digest just crossed in clear, but telling the
+        // client to use STLS is the only help left.
+        return bad_command(plaintext_refused());
+    }
+    if (!greeting_has_timestamp_) {
+        // After STLS on a connection whose greeting had no timestamp: there is nothing to digest.
+        return bad_command(err("APOP is not available on this connection: the greeting had no timestamp"));
     }
     bad_commands_ = 0;
     pending_user_.clear();
@@ -320,9 +338,10 @@ step session::on_auth_step(auth::sasl_mechanism::step_result r) {
             break;
     }
     ++auth_failures_;
-    std::string reply = (mech_name_ == "APOP" && r.result.log_reason == "APOP needs a PLAIN secret")
-                            ? err(resp_code::auth, "APOP is not available for this account")
-                            : err(resp_code::auth, "invalid user name or password");
+    // One reply and one delay for every failure, whatever the mechanism: an unknown user, an
+    // account APOP cannot use (no {PLAIN} secret) and a wrong password or digest look the same
+    // (RFC 3206 §4 [AUTH]); only the log says which it was.
+    std::string reply = err(resp_code::auth, "invalid user name or password");
     if (auth_failures_ >= policy_.max_auth_failures) {
         state_ = state::closed;
         return step{std::move(reply), policy_.auth_failure_delay, effect::close{}};

@@ -27,7 +27,9 @@ namespace poplar::core {
 
 struct command;
 
-// When USER/PASS and plaintext SASL mechanisms may be used (docs/security.md).
+// When USER/PASS and plaintext SASL mechanisms may be used (docs/security.md). APOP follows it
+// too unless session_policy::apop_in_clear: its MD5 digest, recorded in clear, is open to an
+// offline dictionary attack.
 enum class plaintext_policy {
     loopback,  // on TLS, or when the peer is 127.0.0.0/8 or ::1 (the default)
     always,    // anywhere: only for networks the admin trusts
@@ -37,7 +39,8 @@ enum class plaintext_policy {
 // The admin's settings that shape the dialogue (from the config file).
 struct session_policy {
     plaintext_policy plaintext = plaintext_policy::loopback;
-    bool apop = true;
+    bool apop = false;           // RFC 1939 §7; needs {PLAIN} secrets, so off unless asked for
+    bool apop_in_clear = false;  // APOP on unencrypted connections whatever `plaintext` says
     std::string expire = "NEVER";  // RFC 2449 §6.7, advertised in CAPA
     unsigned login_delay = 0;      // RFC 2449 §6.5, seconds, advertised in CAPA
     std::chrono::milliseconds auth_failure_delay = limits::default_auth_failure_delay;
@@ -102,7 +105,9 @@ public:
     enum class state { authorization, sasl, transaction, closed };
 
     // apop_timestamp: the RFC 1939 §7 "<...>" string the greeting carries (unique per
-    // connection); ignored when the policy disables APOP.
+    // connection); ignored when the policy disables APOP. The greeting shows it only where APOP
+    // is allowed on this connection as it starts (apop_allowed()), so a client never sends a
+    // digest in clear that the server would refuse.
     session(const session_policy& policy, connection_facts facts, auth::authenticator& auth,
             std::string apop_timestamp);
     ~session();
@@ -163,6 +168,8 @@ private:
     step start_exchange(std::unique_ptr<auth::sasl_mechanism> mech, std::string mech_name,
                         std::string response);
     bool plaintext_allowed() const;
+    // APOP enabled and, on this connection, allowed by the plaintext policy or apop_in_clear.
+    bool apop_allowed() const;
     // Resolves a message-number argument; on failure returns the -ERR step.
     std::variant<std::size_t, step> resolve_msn(std::string_view arg) const;
     std::string maildrop_summary() const;
@@ -171,6 +178,7 @@ private:
     connection_facts facts_;
     auth::authenticator& auth_;
     std::string apop_timestamp_;
+    bool greeting_has_timestamp_ = false;  // decided once: a timestamp cannot be sent later
     state state_ = state::authorization;
 
     unsigned bad_commands_ = 0;

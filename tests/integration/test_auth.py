@@ -9,7 +9,7 @@ from conftest import GREETING_APOP_RE, USERS
 
 REFUSED = b"-ERR [AUTH] plaintext login refused on an unencrypted connection, use STLS\r\n"
 INVALID = b"-ERR [AUTH] invalid user name or password\r\n"
-APOP_NA = b"-ERR [AUTH] APOP is not available for this account\r\n"
+APOP_NO_STAMP = b"-ERR APOP is not available on this connection: the greeting had no timestamp\r\n"
 SYS_TEMP_AUTH = b"-ERR [SYS/TEMP] authentication temporarily unavailable\r\n"
 
 
@@ -58,9 +58,17 @@ def test_tls_only_refuses_plaintext_before_stls(small_env):
         with srv.connect(tls=True, cafile=small_env.cert) as c:
             c.greeting()
             assert c.cmd("AUTH PLAIN " + b64("\0bob\0bob-secret")).startswith(b"+OK maildrop has 4 ")
+        # APOP follows the same policy (conftest enables it): no timestamp where it would be
+        # refused, the USER/PASS refusal if tried anyway, and no timestamp to digest after STLS.
         with srv.connect() as c:
-            c.greeting()
-            assert c.cmd("APOP demo " + "0" * 32) != REFUSED  # APOP sends no plaintext
+            assert c.readline() == b"+OK poplar ready\r\n"
+            assert c.cmd("APOP demo " + "0" * 32) == REFUSED
+            c.starttls(small_env.cert)
+            assert c.cmd("APOP demo " + "0" * 32) == APOP_NO_STAMP
+        with srv.connect(tls=True, cafile=small_env.cert) as c:
+            g = c.readline()
+            assert maildrop_ok(12).fullmatch(c.cmd("APOP demo " + apop_digest(g, "demo-secret")))
+        srv.wait_log(r'login: user="demo" rip=127\.0\.0\.1 mech=APOP tls=yes')
 
 
 def test_bad_password_and_unknown_user(small_env):
@@ -127,7 +135,7 @@ def apop_digest(greeting: bytes, secret: str) -> str:
 
 
 def test_apop(small_env):
-    with small_env.server() as srv:
+    with small_env.server({"auth": {"failure_delay": "400ms"}}) as srv:
         with srv.connect() as c:
             g = c.readline()
             assert maildrop_ok(12).fullmatch(c.cmd("APOP demo " + apop_digest(g, "demo-secret")))
@@ -143,10 +151,31 @@ def test_apop(small_env):
                                                     "demo-secret")) == INVALID
         with srv.connect() as c:
             g = c.readline()
-            # alice has only a SHA512-CRYPT hash: APOP cannot work for her.
-            assert c.cmd("APOP alice " + apop_digest(g, USERS["alice"][1])) == APOP_NA
-            assert c.cmd("APOP nosuchuser " + apop_digest(g, "x")) == APOP_NA
-        srv.wait_log(r'auth failed: user="demo" rip=127\.0\.0\.1 mech=APOP')
+            # A wrong digest, an account without a {PLAIN} secret (alice has a SHA512-CRYPT hash)
+            # and an unknown user get the same reply after the same delay: no account enumeration.
+            for user, secret in (("demo", "wrong"), ("alice", USERS["alice"][1]), ("nosuchuser", "x")):
+                t = time.monotonic()
+                assert c.cmd(f"APOP {user} " + apop_digest(g, secret)) == INVALID, user
+                assert time.monotonic() - t >= 0.35, user
+            c.assert_closed()  # auth.max_failures = 3
+        # The log keeps the reason.
+        srv.wait_log(r'auth failed: user="demo" rip=127\.0\.0\.1 mech=APOP reason="APOP digest mismatch"')
+        srv.wait_log(r'auth failed: user="alice" rip=127\.0\.0\.1 mech=APOP reason="APOP needs a PLAIN secret"')
+        srv.wait_log(r'auth failed: user="nosuchuser" rip=127\.0\.0\.1 mech=APOP reason="unknown user"')
+
+
+def test_apop_is_off_by_default(small_env):
+    with small_env.server({"auth": {"apop": None}}) as srv, srv.connect() as c:
+        assert c.readline() == b"+OK poplar ready\r\n"
+        assert c.cmd("APOP demo " + "0" * 32) == b"-ERR APOP is not enabled\r\n"
+
+
+def test_apop_in_clear_overrides_tls_only(small_env):
+    with small_env.server({"auth": {"plaintext": "tls-only", "apop_in_clear": True}}) as srv, srv.connect() as c:
+        g = c.readline()
+        assert GREETING_APOP_RE.match(g), g
+        assert c.cmd("USER demo") == REFUSED  # only APOP is let through in clear
+        assert maildrop_ok(12).fullmatch(c.cmd("APOP demo " + apop_digest(g, "demo-secret")))
 
 
 def test_auth_plain_initial_response(small_env):

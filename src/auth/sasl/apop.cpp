@@ -14,6 +14,9 @@ namespace {
 
 constexpr std::size_t md5_hex_length = 32;
 constexpr std::string_view needs_plain = "APOP needs a PLAIN secret";
+// Stands in for the secret of users APOP cannot check. No digest matches it by chance that
+// matters: success also needs a {PLAIN} account, checked after the comparison.
+constexpr std::string_view dummy_secret = "poplar-apop-dummy-secret";
 
 // Lowercase hex MD5 as RFC 1939 §7 prints it; empty if the digest is unavailable (FIPS-only
 // OpenSSL configurations have no MD5).
@@ -103,17 +106,21 @@ private:
         }
         const std::optional<std::string_view> secret =
             found->has_value() ? plain_secret((*found)->password.view()) : std::nullopt;
-        if (!secret) {
-            // Unknown users and hashed accounts get the same answer after the same work, so APOP
-            // cannot be used to find out which user names exist.
-            static_cast<void>(apop_digest(timestamp_, "poplar-apop-dummy-secret"));
-            return {verdict::failure, std::string(user), std::string(needs_plain)};
-        }
-        const std::string expected = apop_digest(timestamp_, *secret);
+        // Unknown users, accounts without a {PLAIN} secret and wrong digests do the same work
+        // (one MD5 and one comparison) and get the same verdict; only log_reason differs, so APOP
+        // tells nobody which user names exist or which accounts keep a cleartext secret.
+        const std::string expected = apop_digest(timestamp_, secret ? *secret : std::string_view(dummy_secret));
         if (expected.empty()) {
             return {verdict::temporary_failure, std::string(user), "MD5 unavailable in this OpenSSL configuration"};
         }
-        if (!util::constant_time_equals(expected, to_lower_hex(digest))) {
+        const bool digest_matches = util::constant_time_equals(expected, to_lower_hex(digest));
+        if (!found->has_value()) {
+            return {verdict::failure, std::string(user), "unknown user"};
+        }
+        if (!secret) {
+            return {verdict::failure, std::string(user), std::string(needs_plain)};
+        }
+        if (!digest_matches) {
             return {verdict::failure, std::string(user), "APOP digest mismatch"};
         }
         return {verdict::success, (*found)->user, {}};

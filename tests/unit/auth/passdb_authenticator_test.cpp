@@ -45,7 +45,7 @@ protected:
         }
         ::chmod(path_.c_str(), 0600);
         auto loaded = passwd_file::load(path_);
-        ASSERT_TRUE(loaded.has_value()) << loaded.error();
+        ASSERT_TRUE(loaded.has_value()) << loaded.error().front();
         db_ = std::make_shared<passwd_file>(std::move(*loaded));
     }
     void TearDown() override {

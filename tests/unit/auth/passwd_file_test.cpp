@@ -42,10 +42,18 @@ protected:
         ::chmod(tmp.c_str(), 0600);
         fs::rename(tmp, path_);
     }
+    // Every problem load() reports, one per line.
     std::string load_error(std::string_view content) {
         write(content);
         auto db = passwd_file::load(path_);
-        return db.has_value() ? std::string("(loaded)") : db.error();
+        if (db.has_value()) {
+            return "(loaded)";
+        }
+        std::string out;
+        for (const std::string& p : db.error()) {
+            out += (out.empty() ? "" : "\n") + p;
+        }
+        return out;
     }
     std::string where(int line) const { return path_.string() + ":" + std::to_string(line) + ": "; }
 
@@ -66,7 +74,7 @@ TEST_F(PasswdFile, CommentsBlankLinesAndExtraFields) {
           "carol:$1$pOpLaRsA$7u/dVns0TJAn/TxWDTWKs0::::::\n"
           "dave:{CLEAR}x");  // no final newline
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     EXPECT_EQ(db->user_count(), 4u);
 
     auto alice = db->lookup("alice");
@@ -118,6 +126,74 @@ TEST_F(PasswdFile, DuplicateUser) {
               where(4) + "duplicate user 'alice' (first on line 1)");
 }
 
+TEST_F(PasswdFile, EveryBadLineIsReported) {
+    EXPECT_EQ(load_error("alice:{PLAIN}a\n"
+                         "bob:{SSHA}x\n"
+                         "# fine\n"
+                         "justaname\n"
+                         ":{PLAIN}c\n"
+                         "alice:{PLAIN}again\n"
+                         "carol:{CRYPT\n"
+                         "dave:{PLAIN}d\n"),
+              where(2) + "unsupported password scheme {SSHA} for 'bob'\n" +
+                  where(4) + "expected user:password[:uid:gid:gecos:home:shell:extra_fields]\n" +
+                  where(5) + "empty user name\n" +
+                  where(6) + "duplicate user 'alice' (first on line 1)\n" +
+                  where(7) + "password of 'carol' starts with '{' but has no '}'");
+}
+
+TEST_F(PasswdFile, BadLinesBeyondTheLimitAreCounted) {
+    std::string content;
+    const std::size_t n = passwd_file::max_reported_problems + 7;
+    for (std::size_t i = 0; i < n; ++i) {
+        content += "user" + std::to_string(i) + ":{SSHA}x\n";
+    }
+    write(content);
+    auto db = passwd_file::load(path_);
+    ASSERT_FALSE(db.has_value());
+    ASSERT_EQ(db.error().size(), passwd_file::max_reported_problems + 1);
+    EXPECT_EQ(db.error().front(), where(1) + "unsupported password scheme {SSHA} for 'user0'");
+    EXPECT_EQ(db.error().back(), path_.string() + ": 7 more bad lines not listed");
+}
+
+TEST_F(PasswdFile, WarningsAboutTheFile) {
+    write("alice:" + std::string(sha512_pw) + "\n");
+    auto clean = passwd_file::load(path_);
+    ASSERT_TRUE(clean.has_value()) << clean.error().front();
+    EXPECT_TRUE(clean->warnings().empty());
+
+    write("demo:{PLAIN}a\nalice:" + std::string(sha512_pw) + "\nlocked:\nbob:{clear}b\ncarol:{PLAIN}c\ndave:{CLEAR}d\n");
+    ::chmod(path_.c_str(), 0644);
+    auto db = passwd_file::load(path_);
+    ASSERT_TRUE(db.has_value()) << db.error().front();
+    const std::vector<std::string> expected{
+        path_.string() + ": readable or writable by every local user; chmod o= it",
+        where(3) + "user 'locked' has no password; logins are refused",
+        path_.string() + ": 4 users have a {PLAIN}/{CLEAR} password, stored readably: 'demo' (line 1), 'bob' (line 4), "
+                         "'carol' (line 5) and 1 more; replace them with a hash (poplar pw) unless APOP needs them",
+    };
+    EXPECT_EQ(db->warnings(), expected);
+
+    // A later version brings its own warnings.
+    write("solo:{PLAIN}s\n");
+    ASSERT_TRUE(db->lookup("solo").has_value());
+    EXPECT_EQ(db->warnings(), std::vector<std::string>{path_.string() + ": 1 user has a {PLAIN}/{CLEAR} password, "
+                                                                        "stored readably: 'solo' (line 1); replace "
+                                                                        "it with a hash (poplar pw) unless APOP "
+                                                                        "needs it"});
+}
+
+TEST_F(PasswdFile, ABrokenReloadReportsTheFirstProblemAndHowManyMore) {
+    write("alice:{PLAIN}one\n");
+    auto db = passwd_file::load(path_);
+    ASSERT_TRUE(db.has_value());
+    write("alice:{PLAIN}one\nx:{NOPE}a\ny:{NOPE}b\n");
+    auto r = db->lookup("alice");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().message,
+              where(2) + "unsupported password scheme {NOPE} for 'x' (and 1 more problem; poplar check lists them)");
+}
+
 TEST_F(PasswdFile, HostileUserNamesAreEscapedInErrors) {
     EXPECT_EQ(load_error("ev\x1bil:{NOPE}x\n"), where(1) + "unsupported password scheme {NOPE} for 'ev\\x1Bil'");
 }
@@ -125,19 +201,20 @@ TEST_F(PasswdFile, HostileUserNamesAreEscapedInErrors) {
 TEST_F(PasswdFile, MissingFile) {
     auto db = passwd_file::load(dir_ / "nope");
     ASSERT_FALSE(db.has_value());
-    EXPECT_EQ(db.error(), (dir_ / "nope").string() + ": cannot open: No such file or directory");
+    EXPECT_EQ(db.error(),
+              std::vector<std::string>{(dir_ / "nope").string() + ": cannot open: No such file or directory"});
 }
 
 TEST_F(PasswdFile, DirectoryIsNotAPasswdFile) {
     auto db = passwd_file::load(dir_);
     ASSERT_FALSE(db.has_value());
-    EXPECT_EQ(db.error(), dir_.string() + ": not a regular file");
+    EXPECT_EQ(db.error(), std::vector<std::string>{dir_.string() + ": not a regular file"});
 }
 
 TEST_F(PasswdFile, EmptyPasswordLoadsButCannotMatch) {
     write("locked:\n");
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     auto locked = db->lookup("locked");
     ASSERT_TRUE(locked.has_value() && locked->has_value());
     EXPECT_NE(check_password((*locked)->password.view(), ""), verify_status::match);
@@ -151,7 +228,7 @@ TEST_F(PasswdFile, TimingDummyFollowsTheMostCommonCost) {
           "d:{BLF-CRYPT}$2b$05$CCCCCCCCCCCCCCCCCCCCC.VGOzA784oUp/Z0DY336zx7pLYAy0lwK\n"
           "e:$2y$05$XXXXXXXXXXXXXXXXXXXXXOAcXxm9kjPGEMsLznoKqmqw7tc8WCx4a\n");
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     const std::string dummy = db->timing_dummy();
     EXPECT_EQ(cost_family(dummy), "$2y$05$") << dummy;
     EXPECT_EQ(check_password(dummy, "x"), verify_status::mismatch);
@@ -160,7 +237,7 @@ TEST_F(PasswdFile, TimingDummyFollowsTheMostCommonCost) {
 TEST_F(PasswdFile, TimingDummyForAnEmptyFileIsDefaultShaCrypt) {
     write("# nobody yet\n");
     auto db = passwd_file::load(path_);
-    ASSERT_TRUE(db.has_value()) << db.error();
+    ASSERT_TRUE(db.has_value()) << db.error().front();
     EXPECT_EQ(db->user_count(), 0u);
     EXPECT_EQ(cost_family(db->timing_dummy()), "$6$");
 }

@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <variant>
 
 #include "core/limits.h"
@@ -19,18 +21,51 @@ using namespace std::chrono_literals;
 
 // ---- greeting -------------------------------------------------------------------------------
 
+core::session_policy apop_policy(plaintext_policy p = plaintext_policy::loopback, bool in_clear = false) {
+    core::session_policy pol = policy_with(p);
+    pol.apop = true;
+    pol.apop_in_clear = in_clear;
+    return pol;
+}
+
 TEST(SessionGreeting, WithApop) {
     fake_authenticator auth;
-    session s({}, loopback_facts(), auth, "<1a2b.3c4d@mail.example>");
+    session s(apop_policy(), loopback_facts(), auth, "<1a2b.3c4d@mail.example>");
     EXPECT_EQ(s.greeting(), "+OK poplar ready <1a2b.3c4d@mail.example>\r\n");
 }
 
-TEST(SessionGreeting, WithoutApop) {
+TEST(SessionGreeting, WithoutApopWhichIsTheDefault) {
     fake_authenticator auth;
-    core::session_policy pol;
-    pol.apop = false;
-    session s(pol, loopback_facts(), auth, "<1a2b.3c4d@mail.example>");
+    session s({}, loopback_facts(), auth, "<1a2b.3c4d@mail.example>");
     EXPECT_EQ(s.greeting(), "+OK poplar ready\r\n");
+}
+
+// RFC 1939 §7: the timestamp is what tells a client APOP is there, so it is shown exactly where
+// APOP would be accepted: where USER/PASS is, or anywhere with apop_in_clear.
+TEST(SessionGreeting, TimestampOnlyWhereApopIsAllowed) {
+    struct greeting_case {
+        plaintext_policy policy;
+        core::connection_facts facts;
+        bool in_clear;
+        bool timestamp;
+    };
+    const core::connection_facts remote{false, false, true};
+    const core::connection_facts loopback{true, false, true};
+    const core::connection_facts tls{false, true, false};
+    const greeting_case cases[] = {
+        {plaintext_policy::loopback, remote, false, false},   {plaintext_policy::loopback, loopback, false, true},
+        {plaintext_policy::loopback, tls, false, true},       {plaintext_policy::loopback, remote, true, true},
+        {plaintext_policy::tls_only, remote, false, false},   {plaintext_policy::tls_only, loopback, false, false},
+        {plaintext_policy::tls_only, tls, false, true},       {plaintext_policy::tls_only, loopback, true, true},
+        {plaintext_policy::always, remote, false, true},      {plaintext_policy::always, loopback, false, true},
+    };
+    for (const greeting_case& c : cases) {
+        fake_authenticator auth;
+        session s(apop_policy(c.policy, c.in_clear), c.facts, auth, "<7.8@h>");
+        EXPECT_EQ(s.greeting(), c.timestamp ? "+OK poplar ready <7.8@h>\r\n" : "+OK poplar ready\r\n")
+            << "policy " << static_cast<int>(c.policy) << " loopback " << c.facts.loopback << " tls " << c.facts.tls
+            << " in_clear " << c.in_clear;
+    }
 }
 
 // ---- CAPA -----------------------------------------------------------------------------------
@@ -266,33 +301,79 @@ TEST(SessionUserPass, MaildropErrors) {
 
 TEST(SessionApop, Success) {
     fake_authenticator auth;
-    session_driver d(policy_with(plaintext_policy::tls_only), remote_facts(), auth, three_messages(), "<7.8@h>");
-    // APOP sends no plaintext password, so the plaintext policy does not apply.
+    session_driver d(apop_policy(plaintext_policy::tls_only), {false, true, false}, auth, three_messages(), "<7.8@h>");
     EXPECT_EQ(d.line("APOP u " + md5_hex("<7.8@h>p")), logged_in_3);
     EXPECT_EQ(auth.started, std::vector<std::string>{"APOP <7.8@h>"});
     EXPECT_EQ(d.session().mechanism_name(), "APOP");
 }
 
-TEST(SessionApop, WrongDigestAndAccountsWithoutPlainSecret) {
+TEST(SessionApop, RefusedInClearLikeUserPass) {
+    // "loopback" off loopback and "tls-only" on any plain connection: the USER/PASS refusal.
+    const std::pair<plaintext_policy, core::connection_facts> refused[] = {
+        {plaintext_policy::loopback, remote_facts()},
+        {plaintext_policy::tls_only, remote_facts()},
+        {plaintext_policy::tls_only, loopback_facts()},
+    };
+    for (const auto& [policy, facts] : refused) {
+        fake_authenticator auth;
+        core::session_policy pol = apop_policy(policy);
+        pol.max_bad_commands = 2;
+        session_driver d(pol, facts, auth, three_messages(), "<7.8@h>");
+        EXPECT_EQ(d.line("APOP u " + md5_hex("<7.8@h>p")), plaintext_refused);
+        EXPECT_TRUE(auth.started.empty());  // the digest is never checked
+        EXPECT_EQ(d.total_delay(), 0ms);
+        EXPECT_EQ(d.line("APOP u " + md5_hex("<7.8@h>p")), too_many_bad);  // a bad command, as USER is
+        EXPECT_TRUE(d.closed());
+    }
+}
+
+TEST(SessionApop, AllowedInClearWhereUserPassIsOrWithApopInClear) {
+    const std::tuple<plaintext_policy, core::connection_facts, bool> allowed[] = {
+        {plaintext_policy::loopback, loopback_facts(), false},
+        {plaintext_policy::always, remote_facts(), false},
+        {plaintext_policy::loopback, remote_facts(), true},
+        {plaintext_policy::tls_only, remote_facts(), true},
+    };
+    for (const auto& [policy, facts, in_clear] : allowed) {
+        fake_authenticator auth;
+        session_driver d(apop_policy(policy, in_clear), facts, auth, three_messages(), "<7.8@h>");
+        EXPECT_EQ(d.line("APOP u " + md5_hex("<7.8@h>p")), logged_in_3);
+    }
+}
+
+TEST(SessionApop, AfterStlsWithoutATimestampInTheGreeting) {
+    fake_authenticator auth;
+    session_driver d(apop_policy(plaintext_policy::loopback), remote_facts(), auth, three_messages(), "<7.8@h>");
+    EXPECT_EQ(d.session().greeting(), "+OK poplar ready\r\n");
+    EXPECT_EQ(d.line("STLS"), "+OK begin TLS negotiation\r\n");
+    EXPECT_EQ(d.line("APOP u " + md5_hex("<7.8@h>p")),
+              "-ERR APOP is not available on this connection: the greeting had no timestamp\r\n");
+    EXPECT_TRUE(auth.started.empty());
+    EXPECT_EQ(d.line("USER u"), "+OK\r\n");  // inside TLS, USER/PASS is the way in
+    EXPECT_EQ(d.line("PASS p"), logged_in_3);
+}
+
+TEST(SessionApop, EveryFailureLooksTheSame) {
     fake_authenticator auth;
     auth.users.emplace("hashed", "x");
     auth.hashed.insert("hashed");
-    session_driver d({}, loopback_facts(), auth, {}, "<7.8@h>");
+    core::session_policy pol = apop_policy();
+    pol.auth_failure_delay = 1500ms;
+    session_driver d(pol, loopback_facts(), auth, {}, "<7.8@h>");
+    // Wrong digest, an account without a PLAIN secret, an unknown user: one reply, one delay.
     EXPECT_EQ(d.line("APOP u " + md5_hex("<7.8@h>wrong")), invalid_login);
-    EXPECT_EQ(d.line("APOP hashed " + md5_hex("<7.8@h>x")),
-              "-ERR [AUTH] APOP is not available for this account\r\n");
+    EXPECT_EQ(d.total_delay(), 1500ms);
+    EXPECT_EQ(d.line("APOP hashed " + md5_hex("<7.8@h>x")), invalid_login);
+    EXPECT_EQ(d.total_delay(), 3000ms);
     EXPECT_FALSE(d.closed());
-    // Unknown users get the same answer as accounts without a PLAIN secret.
-    EXPECT_EQ(d.line("APOP nosuchuser " + md5_hex("<7.8@h>x")),
-              "-ERR [AUTH] APOP is not available for this account\r\n");
+    EXPECT_EQ(d.line("APOP nosuchuser " + md5_hex("<7.8@h>x")), invalid_login);
+    EXPECT_EQ(d.total_delay(), 4500ms);
     EXPECT_TRUE(d.closed());  // third failed login
 }
 
-TEST(SessionApop, Disabled) {
+TEST(SessionApop, DisabledByDefault) {
     fake_authenticator auth;
-    core::session_policy pol;
-    pol.apop = false;
-    session_driver d(pol, loopback_facts(), auth, {}, "<7.8@h>");
+    session_driver d({}, loopback_facts(), auth, {}, "<7.8@h>");
     EXPECT_EQ(d.line("APOP u 0123456789abcdef0123456789abcdef"), "-ERR APOP is not enabled\r\n");
     EXPECT_TRUE(auth.started.empty());
 }
@@ -431,7 +512,7 @@ TEST(SessionAuth, LoginWithInitialResponse) {
 TEST(SessionAuth, MechanismUnavailable) {
     fake_authenticator auth;
     auth.unavailable = true;
-    session_driver d({}, loopback_facts(), auth, {}, "<7.8@h>");
+    session_driver d(apop_policy(), loopback_facts(), auth, {}, "<7.8@h>");
     EXPECT_EQ(d.line("AUTH PLAIN"), "-ERR [SYS/TEMP] authentication temporarily unavailable\r\n");
     EXPECT_EQ(d.line("AUTH PLAIN AHUAcA=="), "-ERR [SYS/TEMP] authentication temporarily unavailable\r\n");
     EXPECT_EQ(d.line("APOP u 0123456789abcdef0123456789abcdef"),
