@@ -49,8 +49,12 @@ def log_lines(text, pid=None):
 
 
 def assert_documented(level, message):
-    """The docs have exactly one row for this line, at this level."""
+    """The docs have exactly one row for this line, at this level. The catch-all `WARNING` row
+    (a warning `check` prints, logged as it is) matches any text: it counts only when nothing more
+    specific does."""
     rows = [row for row, rx in DOC_FORMS if rx.fullmatch(message)]
+    if len(rows) > 1:
+        rows = [row for row in rows if row.text != "WARNING"]
     assert len(rows) == 1, f"{len(rows)} rows in docs/operations.md match {message!r}: {[r.text for r in rows]}"
     assert rows[0].level == level, (f"poplar logged {message!r} at {level}, "
                                     f"docs/operations.md:{rows[0].line} says {rows[0].level}")
@@ -187,16 +191,16 @@ def test_key_that_does_not_match_the_certificate(small_env, tmp_path, algorithm,
     err = r.stderr.decode(errors="replace")
     assert r.returncode == 1, err
     assert r.stdout == b""
-    lines = err.splitlines()
+    # Warnings (root, {PLAIN} secrets, APOP) come first; the one problem is the mismatch.
+    lines = [l for l in err.splitlines() if not l.startswith("poplar: warning: ")]
     assert len(lines) == 1 and lines[0].startswith("poplar: invalid configuration: " + MISMATCH), err
     assert re.search(rf"(?:{reason})$", lines[0]), err
 
+    # serve refuses with the very lines check prints, before any logging starts.
     r = run([poplar_bin(), "serve", "--config", path], timeout=30)
     assert r.returncode == 1
-    got = log_lines(r.stderr.decode(errors="replace"))
-    assert len(got) == 1 and got[0][0] == "critical", got
-    assert got[0][1].startswith("cannot start: " + MISMATCH) and re.search(rf"(?:{reason})$", got[0][1]), got
-    assert_documented(*got[0])
+    assert r.stderr.decode(errors="replace").splitlines() == lines
+    assert log_lines(r.stderr.decode(errors="replace")) == []
 
 
 def test_unreadable_key_is_still_cannot_load(small_env, tmp_path):
@@ -206,4 +210,6 @@ def test_unreadable_key_is_still_cannot_load(small_env, tmp_path):
     r = run([poplar_bin(), "check", "--config", path], timeout=30)
     err = r.stderr.decode(errors="replace")
     assert r.returncode == 1
-    assert err.startswith(f'poplar: invalid configuration: tls.private_key: cannot load "{bad}": '), err
+    problems = [l for l in err.splitlines() if not l.startswith("poplar: warning: ")]
+    assert len(problems) == 1, err
+    assert problems[0].startswith(f'poplar: invalid configuration: tls.private_key: cannot load "{bad}": '), err
