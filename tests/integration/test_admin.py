@@ -47,6 +47,15 @@ def new_certificate(dir_, name):
     return cert, key
 
 
+def recv_until_close(s) -> bytes:
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -387,12 +396,7 @@ def test_bad_control_requests_get_errors(small_env):
                 s.settimeout(10)
                 s.connect(sock)
                 s.sendall(request)
-                got = b""
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
+                got = recv_until_close(s)
             assert got == reply, (request, got)
         srv.wait_log(r"warning: control: bad request from uid=\d+ pid=\d+: not a poplar control request")
         assert srv.alive()
@@ -451,13 +455,8 @@ def test_control_client_that_never_closes_is_closed_after_its_reply(small_env):
             s.settimeout(15)
             s.connect(os.path.join(small_env.root, "control.sock"))
             s.sendall(b"POPLAR-CONTROL 1 stats\n")
-            got = b""
             t0 = time.monotonic()
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+            got = recv_until_close(s)
             assert got.startswith(b"OK ") and b"\nuptime_seconds " in got
             # The server ended its side at once (EOF right after the reply), not after a timeout.
             assert time.monotonic() - t0 < 1.5
