@@ -41,16 +41,16 @@ def quotes(md: pathlib.Path):
 
 
 def all_quotes():
-    return [(md, n, path, block) for md in markdown_files() for n, path, block in quotes(md)]
+    return [pytest.param(md, n, path, block, id=f"{md.relative_to(ROOT)}:{n}:{path}")
+            for md in markdown_files() for n, path, block in quotes(md)]
 
 
 def test_the_docs_quote_something():
     # Guards the scan itself: operations.md quotes the shipped files.
-    assert any(md.name == "operations.md" for md, *_ in all_quotes())
+    assert any(p.values[0].name == "operations.md" for p in all_quotes())
 
 
-@pytest.mark.parametrize("md,line,path,block", all_quotes(),
-                         ids=lambda v: str(v.relative_to(ROOT)) if isinstance(v, pathlib.Path) else str(v))
+@pytest.mark.parametrize("md,line,path,block", all_quotes())
 def test_quoted_block_equals_the_file(md, line, path, block):
     where = f"{md.relative_to(ROOT)}:{line}"
     assert block is not None, f"{where}: the marker for {path} is not followed by a fenced block"
