@@ -22,10 +22,12 @@ MAN_PAGES = [DIST / "man" / "poplar.8", DIST / "man" / "poplar.toml.5"]
 
 
 def loader_keys():
-    """{section: [keys]} from the only_keys() calls of the config loader, the list it accepts."""
+    """{section: [keys]} from the config loader's schema() table, the one list it accepts."""
     source = (ROOT / "src" / "config" / "config.cpp").read_text(encoding="utf-8")
+    table = re.search(r"schema\(\) \{\n(.*?)\n    \};", source, re.S)
+    assert table, "schema() not found in src/config/config.cpp"
     keys = {}
-    for section, names in re.findall(r'only_keys\(\*\w+,\s*"(\w+)",\s*\{([^}]*)\}', source):
+    for section, names in re.findall(r'\{"(\w+)",\s*\{([^}]*)\}\}', table.group(1)):
         keys[section] = re.findall(r'"(\w+)"', names)
     assert {"server", "listen", "tls", "storage", "auth", "pop3", "log"} <= keys.keys(), keys
     return keys
