@@ -10,6 +10,8 @@ import hashlib
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 
@@ -368,3 +370,139 @@ def test_both_jails_resolve_with_nftables(tmp_path):
         assert action["port"] == "pop3,pop3s" and action["protocol"] == "tcp"
         assert action["actionban"] == "nft add element inet f2b-table <addr_set> \\{ <ip> \\}"
         assert "dport" in action["actionstart"] and "reject" in action["actionstart"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A real ban: poplar and a private fail2ban-server with the shipped log-file jail, in a network
+# namespace of their own, so nftables rules exist only there.
+
+CLONE_NEWNET = 0x40000000
+BAN_TIMEOUT = 30.0
+
+
+@pytest.fixture
+def private_network():
+    """Moves the test (and every process it starts from now on) into a new network namespace
+    with only a loopback interface; moves back at teardown. The namespace, and every nftables
+    rule in it, disappears with the last process in it."""
+    if os.geteuid() != 0:
+        pytest.skip("a network namespace needs root")
+    libc = ctypes.CDLL(None, use_errno=True)
+    original = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        if libc.unshare(CLONE_NEWNET) != 0:
+            pytest.skip(f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())}")
+        r = run(["ip", "link", "set", "lo", "up"])
+        assert r.returncode == 0, r.stderr
+        yield
+    finally:
+        assert libc.setns(original, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+        os.close(original)
+
+
+class Fail2banServer:
+    """fail2ban-client -c CONF -f -x start in the foreground, with its socket, pid file, log and
+    database in the test's folder."""
+
+    def __init__(self, conf, root):
+        self.conf = conf
+        self.log_path = os.path.join(root, "fail2ban.log")
+        with open(os.path.join(conf, "fail2ban.local"), "w") as f:
+            f.write("[Definition]\n"
+                    f"logtarget = {self.log_path}\n"
+                    f"socket = {root}/fail2ban.sock\n"
+                    f"pidfile = {root}/fail2ban.pid\n"
+                    "dbfile = :memory:\n")
+        self.proc = None
+
+    def start(self):
+        self.out = open(self.log_path + ".out", "wb")
+        self.proc = subprocess.Popen(["fail2ban-client", "-c", self.conf, "-f", "-x", "start"],
+                                     stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for(lambda: self.client("ping", check=False).returncode == 0 or self.proc.poll() is not None,
+                 timeout=30, what="fail2ban-server to answer ping")
+        assert self.proc.poll() is None, self.log()
+
+    def client(self, *args, check=True):
+        r = run(["fail2ban-client", "-c", self.conf, *args], timeout=60)
+        if check:
+            assert r.returncode == 0, (args, r.stdout, r.stderr, self.log())
+        return r
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.client("stop", check=False)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def log(self):
+        text = ""
+        for p in (self.log_path, self.log_path + ".out"):
+            if os.path.exists(p):
+                text += open(p, errors="replace").read()
+        return text
+
+
+def connects(port, tls=False):
+    """True if poplar greets on the port, False if the connection is refused."""
+    try:
+        with socket.create_connection((HOST, port), timeout=5) as s:
+            s.settimeout(5)
+            if tls:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                with ctx.wrap_socket(s) as t:
+                    return t.recv(100).startswith(b"+OK")
+            return s.recv(100).startswith(b"+OK")
+    except ConnectionRefusedError:
+        return False
+
+
+@pytest.mark.timeout(180)
+def test_a_real_ban_with_nftables(env, private_network, tmp_path):
+    require_fail2ban()
+    # The shipped port = pop3,pop3s: in its own network namespace poplar can have 110 and 995.
+    srv = env.server({"listen": {"pop3": ["127.0.0.1:110"], "pop3s": ["127.0.0.1:995"]}})
+    with srv:
+        assert (srv.port, srv.tls_port) == (110, 995)
+        conf = fail2ban_config_copy(str(tmp_path))
+        # Only what the test must change: its own log file, no other jails, and
+        # ignoreself off, because fail2ban never bans the host's own addresses and the test's
+        # client is on 127.0.0.1.
+        with open(os.path.join(conf, "jail.d", "zz-test.local"), "w") as f:
+            f.write("[sshd]\nenabled = false\n\n[poplar]\nenabled = false\n\n"
+                    f"[poplar-logfile]\nlogpath = {srv.log_path}\nignoreself = false\n")
+        f2b = Fail2banServer(conf, str(tmp_path))
+        try:
+            f2b.start()
+            assert connects(srv.port)
+            a = Attempts(srv)
+            for i in range(4):                       # maxretry = 5: four failures ban nobody
+                a.user_pass(b"bob", b"wrong %d" % i)
+            a.user_pass(b"demo", USERS["demo"][1].encode(), ok=True)
+            time.sleep(3)                            # the polling backend looks every second
+            assert connects(srv.port), f2b.log()
+            status = f2b.client("status", "poplar-logfile").stdout.decode()
+            assert re.search(r"Currently failed:\s+1\b", status) and re.search(r"Total failed:\s+4\b", status), status
+            a.auth_plain(b"bob", b"wrong again")      # the fifth
+            wait_for(lambda: "Ban 127.0.0.1" in f2b.log(), timeout=BAN_TIMEOUT, what="fail2ban to ban 127.0.0.1")
+            status = f2b.client("status", "poplar-logfile").stdout.decode()
+            assert re.search(r"Banned IP list:\s+127\.0\.0\.1\s*$", status, re.M), status
+            ruleset = run(["nft", "list", "ruleset"]).stdout.decode()
+            assert re.search(r"set addr-set-poplar-logfile \{[^}]*elements = \{ 127\.0\.0\.1 \}", ruleset), ruleset
+            assert "tcp dport { 110, 995 } ip saddr @addr-set-poplar-logfile reject" in ruleset, ruleset
+            assert not connects(110), "a banned client still reaches poplar"
+            assert not connects(995, tls=True), "a banned client still reaches poplar over TLS"
+            f2b.client("set", "poplar-logfile", "unbanip", HOST)
+            assert connects(110) and connects(995, tls=True)
+        finally:
+            f2b.stop()
+            print(f"---- fail2ban log ----\n{f2b.log()[-6000:]}")
+        # fail2ban removes its table when it stops.
+        assert "f2b-table" not in run(["nft", "list", "ruleset"]).stdout.decode()
