@@ -35,6 +35,9 @@ DELIVERY_TIMEOUT = 30.0    # seconds for a message to appear in new/
 START_TIMEOUT = 20.0       # seconds for Postfix's smtpd to accept connections
 STOP_TIMEOUT = 20.0        # seconds for the master to exit after `postfix stop`
 
+# The hand test docs/operations.md gives, run here with `sendmail -C <this instance>`.
+DOC_HAND_TEST = "printf 'Subject: test\\n\\nhello\\n' | sendmail alice@example.com"
+
 PASSWORDS = {"alice@example.com": "alice-pop-secret", "bob@example.com": "bob-pop-secret"}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -474,6 +477,14 @@ def test_postfix_delivers_and_poplar_serves_byte_for_byte(postfix, env):
         _, wire = got[next(iter(new))]
         added_headers(wire, as_delivered(later), a)
 
+    # The hand test in docs/operations.md, through sendmail and pickup rather than SMTP.
+    before = len(p.new_files(a))
+    p.shell(DOC_HAND_TEST.replace("| sendmail ", f"| sendmail -C {shlex.quote(p.conf)} "))
+    p.wait_delivered(a, before + 1)
+    newest = max(p.new_files(a), key=lambda f: os.stat(os.path.join(p.maildir(a), "new", f)).st_mtime_ns)
+    stored = open(os.path.join(p.maildir(a), "new", newest), "rb").read()
+    assert b"\nSubject: test\n" in stored and stored.endswith(b"\n\nhello\n"), stored
+
 
 @pytest.mark.timeout(240)
 def test_comment_after_a_value_defers_mail_until_fixed_and_reloaded(postfix):
@@ -510,3 +521,46 @@ def test_comment_after_a_value_defers_mail_until_fixed_and_reloaded(postfix):
     while "Mail queue is empty" not in p.queue():
         assert time.monotonic() < deadline, p.queue()
         time.sleep(0.1)
+
+
+def wait_log(p, text, what):
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while text not in p.log():
+        assert time.monotonic() < deadline, f"no {what} ({text!r}) in the Postfix log:\n{p.log()[-5000:]}"
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(240)
+def test_typical_delivery_errors_read_as_documented(postfix):
+    """The errors docs/operations.md ("When mail does not arrive") lists, as this Postfix writes
+    them: an address missing from the map, a Maildir base the mail user cannot write, a uid
+    below virtual_minimum_uid."""
+    p = postfix
+    p.start()
+    with smtplib.SMTP(HOST, p.port, timeout=IO_TIMEOUT) as s:
+        s.ehlo("client.test.invalid")
+        s.mail("sender@test.invalid")
+        code, reply = s.rcpt("nobody-here@example.com")
+        assert code == 550 and b"User unknown in virtual mailbox table" in reply, (code, reply)
+
+    os.chown(p.mail_base, 0, 0)       # base owned by root, mode 0700: the mail user cannot write
+    a = "alice@example.com"
+    send(p, "sender@test.invalid", [a], message(1, a, "perm", b"Cannot be written.\r\n"))
+    wait_log(p, "status=deferred (maildir delivery failed: create maildir file ", "deferral")
+    assert re.search(r"warning: maildir access problem for UID/GID=%d/%d: create maildir file "
+                     r"\S+/example\.com/alice/tmp/\S+: Permission denied" % (p.uid, p.gid), p.log()), p.log()
+    os.chown(p.mail_base, p.uid, p.gid)
+
+    p.postconf("virtual_uid_maps = static:1")
+    p.postfix("reload")
+    send(p, "sender@test.invalid", [a], message(2, a, "uid", b"Wrong uid.\r\n"))
+    wait_log(p, "warning: recipient alice@example.com: bad uid 1 in virtual_uid_maps", "uid error")
+    wait_log(p, "status=deferred (mail system configuration error)", "deferral")
+    assert p.new_files(a) == []
+
+    # Both messages are still queued; fixed and flushed, they arrive.
+    assert p.queue().count("alice@example.com") == 2, p.queue()
+    p.postconf(f"virtual_uid_maps = static:{p.uid}")
+    p.postfix("reload")
+    p.cmd(["postqueue", "-c", p.conf, "-f"])
+    p.wait_delivered(a, 2)
