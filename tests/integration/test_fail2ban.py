@@ -348,6 +348,14 @@ DOC_LOGFILE_SETUP = ("install -d -m 0750 -o poplar -g adm /var/log/poplar\n"
                      "install -m 0640 -o poplar -g adm /dev/null /var/log/poplar/poplar.log\n")
 
 
+def test_docs_give_the_commands_these_tests_run():
+    text = open(os.path.join(REPO, "docs", "operations.md")).read()
+    for cmd in [DOC_SSHD_FIX, *DOC_LOGFILE_SETUP.splitlines(), "fail2ban-client --test",
+                "fail2ban-regex systemd-journal /etc/fail2ban/filter.d/poplar.conf",
+                "fail2ban-regex /var/log/poplar/poplar.log /etc/fail2ban/filter.d/poplar.conf"]:
+        assert re.search(r"^" + re.escape(cmd) + r"(\s|$)", text, re.M), f"docs/operations.md lacks the line {cmd!r}"
+
+
 def dump(conf, setup=""):
     """fail2ban-client -d: the commands the client would send the server, as Python lists."""
     rc, out, stdout = in_private_var_log(setup + f"fail2ban-client -c {conf} -d")

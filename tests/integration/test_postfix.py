@@ -35,7 +35,10 @@ DELIVERY_TIMEOUT = 30.0    # seconds for a message to appear in new/
 START_TIMEOUT = 20.0       # seconds for Postfix's smtpd to accept connections
 STOP_TIMEOUT = 20.0        # seconds for the master to exit after `postfix stop`
 
-# The hand test docs/operations.md gives, run here with `sendmail -C <this instance>`.
+# Commands docs/operations.md gives, run here with this instance's user, folders and `-c`/`-C`.
+DOCS = os.path.join(REPO, "docs", "operations.md")
+DOC_MAILDIR_BASE = "install -d -o poplar -g poplar -m 0700 /var/lib/poplar/mail"
+DOC_POSTMAP = "postmap /etc/postfix/vmailbox"
 DOC_HAND_TEST = "printf 'Subject: test\\n\\nhello\\n' | sendmail alice@example.com"
 
 PASSWORDS = {"alice@example.com": "alice-pop-secret", "bob@example.com": "bob-pop-secret"}
@@ -161,8 +164,9 @@ class PostfixInstance:
         shutil.copyfile(SHIPPED_VMAILBOX, vmailbox)
         self.postconf(f"virtual_mailbox_base = {self.mail_base}", f"virtual_mailbox_maps = hash:{vmailbox}")
         # The documented Maildir base and map commands, for this user and folder.
-        self.cmd(["install", "-d", "-o", MAIL_USER, "-g", self.group, "-m", "0700", self.mail_base])
-        self.cmd(["postmap", vmailbox])
+        self.shell(DOC_MAILDIR_BASE.replace("-o poplar -g poplar", f"-o {MAIL_USER} -g {self.group}")
+                   .replace("/var/lib/poplar/mail", shlex.quote(self.mail_base)))
+        self.shell(DOC_POSTMAP.replace("/etc/postfix/vmailbox", shlex.quote(vmailbox)))
         return self
 
     def shell(self, line):
@@ -403,6 +407,13 @@ def start_poplar(env, p):
     return env.server({"storage": {"maildir": p.mail_base + "/%d/%n"}})
 
 
+def test_docs_give_the_commands_this_test_runs():
+    text = open(DOCS).read()
+    for cmd in [DOC_MAILDIR_BASE, DOC_POSTMAP, DOC_HAND_TEST, *documented_commands(SHIPPED_MAIN_CF),
+                "postfix check", "postfix reload", "postqueue -p", "postqueue -f"]:
+        assert re.search(r"^" + re.escape(cmd) + r"(\s|$)", text, re.M), f"docs/operations.md lacks the line {cmd!r}"
+
+
 @pytest.mark.timeout(300)
 def test_postfix_delivers_and_poplar_serves_byte_for_byte(postfix, env):
     p = postfix
@@ -423,8 +434,9 @@ def test_postfix_delivers_and_poplar_serves_byte_for_byte(postfix, env):
     for a, want in expected.items():
         p.wait_delivered(a, len(want))
         # Delivered as the mail user, into a Maildir virtual(8) created.
-        st = os.stat(p.maildir(a))
-        assert (st.st_uid, st.st_gid) == (p.uid, p.gid)
+        for sub in ("", "cur", "new", "tmp"):
+            st = os.stat(os.path.join(p.maildir(a), sub))
+            assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (p.uid, p.gid, 0o700), (a, sub, oct(st.st_mode))
         for f in p.new_files(a):
             st = os.stat(os.path.join(p.maildir(a), "new", f))
             assert (st.st_uid, st.st_gid) == (p.uid, p.gid)
