@@ -154,6 +154,12 @@ class PostfixInstance:
                 f.write(shipped.read())
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.write(MASTER_CF.format(port=self.port))
+        # Before any override: no value of the shipped file carries a comment (Postfix would
+        # take it as part of the value; see the test of that below).
+        r = run(["postconf", "-c", self.conf, "-n"])
+        assert r.returncode == 0, r.stderr
+        with_hash = [l for l in r.stdout.decode().splitlines() if "#" in l]
+        assert with_hash == [], f"values with a '#' after appending {SHIPPED_MAIN_CF}: {with_hash}"
         # The documented uid/gid one-liner, run as written but for this instance and this user.
         cmds = documented_commands(SHIPPED_MAIN_CF)
         assert len(cmds) == 1, f"expected one postconf -e command in {SHIPPED_MAIN_CF}: {cmds}"
