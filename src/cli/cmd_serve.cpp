@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "cli/version.h"
 #include "net/server.h"
 #include "net/tls_context.h"
 
@@ -34,8 +35,30 @@ void print_demo_help(const std::filesystem::path& state_dir, const config::confi
         help += fmt::format("  POP3 {} (STLS):  curl --ssl-reqd --cacert {} pop3://localhost:{}/1 -u 'demo:{}'\n",
                             ep.to_string(), cert, ep.port, password);
     }
-    help += fmt::format("  Stop with Ctrl-C. The config to copy and edit: {}\n\n", (state_dir / "poplar.toml").string());
+    const std::string config_file = (state_dir / "poplar.toml").string();
+    std::error_code ec;
+    std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (ec) {
+        self = "poplar";
+    }
+    help += fmt::format("  Admin, in another terminal:\n    {} status --config {}\n", self, config_file);
+    help += fmt::format("    (also: who, stats, reload, kick demo; SIGHUP reloads too)\n");
+    help += fmt::format("  Stop with Ctrl-C. The config to copy and edit: {}\n\n", config_file);
     std::fputs(help.c_str(), stderr);
+}
+
+// The config file read, checked and assembled into what sessions use: at start and at each
+// reload, the same steps `check` takes. Throws config::config_error.
+std::shared_ptr<const net::generation> load_generation(const std::filesystem::path& path) {
+    auto g = std::make_shared<net::generation>();
+    g->cfg = config::load_file(path);
+    runtime rt = assemble(g->cfg);
+    g->auth = std::move(rt.auth);
+    g->store = std::move(rt.store);
+    if (g->cfg.tls) {
+        g->tls = net::make_server_tls_context(*g->cfg.tls);
+    }
+    return g;
 }
 
 }  // namespace
@@ -52,14 +75,20 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             return exit_runtime;
         }
     }
-    config::config cfg;
-    runtime rt;
     try {
-        cfg = config::load_file(path);
+        const config::config cfg = config::load_file(path);
         setup_logging(cfg.log_level);
-        rt = assemble(cfg);
     } catch (const config::config_error& e) {
         std::fprintf(stderr, "poplar: invalid configuration: %s\n", e.what());
+        return exit_config;
+    }
+    std::shared_ptr<const net::generation> first;
+    try {
+        // Logging is set up: what fails from here on (passwd-file, certificate, Maildir
+        // template) is a start-up failure in the log, where journald and the admin look.
+        first = load_generation(path);
+    } catch (const config::config_error& e) {
+        spdlog::critical("cannot start: {}", e.what());
         return exit_config;
     }
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write is an error code, not a signal
@@ -70,7 +99,9 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
     ::mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     ::mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
     try {
-        net::server srv(cfg, *rt.auth, *rt.store);
+        const config::config& cfg = first->cfg;
+        const std::filesystem::path absolute = std::filesystem::absolute(path).lexically_normal();
+        net::server srv(first, [absolute] { return load_generation(absolute); }, {version_line(), absolute});
         if (!config_file) {
             print_demo_help(state_dir, cfg);
         }

@@ -11,12 +11,21 @@ namespace poplar::cli {
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_config = 1;   // invalid configuration or unusable file
 inline constexpr int exit_runtime = 2;  // could not start or failed while running
+inline constexpr int exit_unreachable = 3;  // admin commands: no server answers on the control socket
+inline constexpr int exit_refused = 4;      // admin commands: the server answered with an error
+
+// Where the admin commands and `check` look when --config is not given.
+inline constexpr const char* default_config_file = "/etc/poplar/poplar.toml";
 
 // `poplar serve`: with a config file, or (none given) the embedded demo under `state_dir`.
 int serve(const std::optional<std::filesystem::path>& config_file, const std::filesystem::path& state_dir);
 
 // `poplar check`: validates a config file like serve would, without binding ports.
 int check(const std::filesystem::path& config_file);
+
+// `poplar status|who|kick|stats|reload`: asks the server that runs with `config_file` over its
+// control socket and prints the answer.
+int admin(const std::string& command_name, const std::string& argument, const std::filesystem::path& config_file);
 
 // `poplar pw`: hashes a password for the passwd-file.
 int pw(const std::string& scheme_name, bool password_stdin);

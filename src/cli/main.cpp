@@ -1,12 +1,16 @@
 // The poplar executable: parses the command line (CLI11) and runs one subcommand.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 #include "cli/commands.h"
+#include "cli/version.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"poplar: a POP3 mail suite (RFC 1939, 2449, 2595, 3206, 5034, 8314)", "poplar"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "poplar 0.1.0");
+    app.set_version_flag("--version", [] { std::string v = poplar::cli::version_report(); v.pop_back(); return v; },
+                         "Print the version, commit, build type and library versions, and exit");
 
     std::string config_file;
     std::string state_dir = "poplar-state";
@@ -23,9 +27,37 @@ int main(int argc, char** argv) {
     std::string scheme = "SHA512-CRYPT";
     bool password_stdin = false;
     CLI::App* pw = app.add_subcommand("pw", "Hash a password for the passwd-file");
-    pw->add_option("-s,--scheme", scheme, "SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I, PLAIN")
+    pw->add_option("-s,--scheme", scheme,
+                   "ARGON2ID, ARGON2I, BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT, CRYPT, PLAIN or CLEAR "
+                   "(case-insensitive)")
         ->capture_default_str();
     pw->add_flag("--password-stdin", password_stdin, "Read the password from standard input (no prompt)");
+
+    CLI::App* version = app.add_subcommand("version", "Print the version, commit, build type and library versions");
+
+    // The admin commands: each asks the running server over its control socket.
+    std::string admin_config = poplar::cli::default_config_file;
+    std::string kick_user;
+    struct admin_command {
+        const char* name;
+        const char* help;
+        CLI::App* app = nullptr;
+    };
+    admin_command admins[] = {
+        {"status", "Show the running server's version, uptime, listeners, sessions and configuration"},
+        {"who", "List logged-in users with client address, login time and bytes"},
+        {"kick", "Close every session of USER (nothing is deleted)"},
+        {"stats", "Print the running server's counters"},
+        {"reload", "Reload the configuration, certificate and passwd-file (as SIGHUP does)"},
+    };
+    for (admin_command& a : admins) {
+        a.app = app.add_subcommand(a.name, a.help);
+        a.app->add_option("-c,--config", admin_config, "The server's configuration file (to find control.socket)")
+            ->capture_default_str();
+        if (std::string_view(a.name) == "kick") {
+            a.app->add_option("user", kick_user, "User name, exactly as logged in")->required();
+        }
+    }
 
     try {
         app.parse(argc, argv);
@@ -38,6 +70,15 @@ int main(int argc, char** argv) {
     }
     if (*check) {
         return poplar::cli::check(check_file);
+    }
+    if (*version) {
+        std::fputs(poplar::cli::version_report().c_str(), stdout);
+        return poplar::cli::exit_ok;
+    }
+    for (const admin_command& a : admins) {
+        if (*a.app) {
+            return poplar::cli::admin(a.name, kick_user, admin_config);
+        }
     }
     return poplar::cli::pw(scheme, password_stdin);
 }

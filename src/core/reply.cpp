@@ -46,5 +46,8 @@ std::string err(resp_code code, std::string_view text) {
 
 std::string shutdown_reply() { return err(resp_code::sys_temp, "server shutting down"); }
 std::string autologout_reply() { return err("autologout: idle for too long"); }
+// `poplar kick`: no response code fits (RFC 2449 §8, RFC 3206): it is neither the server's
+// trouble ([SYS/TEMP]) nor the client's credentials ([AUTH]).
+std::string kicked_reply() { return err("session ended by the administrator"); }
 
 }  // namespace poplar::core

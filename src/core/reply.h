@@ -28,5 +28,6 @@ inline std::string err(std::string_view text) { return err(resp_code::none, text
 // Replies the network layer sends on its own, outside any command (docs/protocol.md).
 std::string shutdown_reply();
 std::string autologout_reply();
+std::string kicked_reply();
 
 }  // namespace poplar::core

@@ -56,10 +56,6 @@ std::string make_apop_timestamp(const std::string& hostname) {
     return fmt::format("<{:016x}@{}>", v, hostname);
 }
 
-const char* reason_text(int r) {
-    static const char* const names[] = {"quit", "disconnect", "timeout", "shutdown", "error", "closed-by-server"};
-    return names[r];
-}
 
 // Read size for command lines: enough for any pipelined burst, small enough that idle sessions
 // cost little (the framer frees it when idle).
@@ -71,14 +67,27 @@ constexpr std::size_t idle_output_capacity = 256;
 
 }  // namespace
 
-connection::connection(asio::ip::tcp::socket socket, const connection_context& ctx, bool implicit_tls)
-    : socket_(std::move(socket)),
+const char* phase_name(phase p) {
+    static const char* const names[] = {"handshake", "authorization", "transaction", "update", "closing"};
+    return names[static_cast<int>(p)];
+}
+
+const char* connection::reason_name(end_reason r) {
+    static const char* const names[] = {"quit",  "disconnect",       "timeout", "shutdown",
+                                        "error", "closed-by-server", "kicked"};
+    return names[static_cast<int>(r)];
+}
+
+connection::connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls)
+    : ctx_holder_(std::move(ctx)),
+      socket_(std::move(socket)),
       watchdog_(socket_.get_executor()),
       delay_(socket_.get_executor()),
-      ctx_(ctx),
+      ctx_(*ctx_holder_),
       implicit_tls_(implicit_tls),
       started_(std::chrono::steady_clock::now()),
-      framer_(limits::max_command_line) {
+      framer_(limits::max_command_line),
+      connected_at_(std::chrono::system_clock::now()) {
     asio::error_code ec;
     // For read_available() and tls_stream: synchronous reads and writes that answer would_block
     // instead of waiting. Asio's own asynchronous operations are unaffected by this flag.
@@ -94,16 +103,35 @@ connection::connection(asio::ip::tcp::socket socket, const connection_context& c
 
 connection::~connection() = default;
 
-void connection::stop() {
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+void connection::stop() { end_from_outside(end_reason::shutdown); }
+
+void connection::kick() { end_from_outside(end_reason::kicked); }
+
+void connection::end_from_outside(end_reason why) {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this(), why] {
         if (self->closed_ || self->stopping_) {
             return;
         }
         self->stopping_ = true;
+        self->stop_reason_ = why;
         asio::error_code ec;
         self->socket_.cancel(ec);
         self->delay_.cancel();
     });
+}
+
+connection_info connection::info() const {
+    connection_info i;
+    i.rip = peer_;
+    i.where = phase_.load(std::memory_order_relaxed);
+    i.tls = tls_on_.load(std::memory_order_relaxed);
+    i.connected = connected_at_;
+    i.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+    i.bytes_out = bytes_out_.load(std::memory_order_relaxed);
+    std::lock_guard lock(info_mutex_);
+    i.user = logged_in_user_;
+    i.logged_in = logged_in_at_;
+    return i;
 }
 
 void connection::arm_deadline(std::chrono::milliseconds from_now) {
@@ -157,7 +185,7 @@ std::size_t connection::read_available(asio::error_code& ec) {
         framer_.commit(n);
         util::wipe(std::span<char>(tmp, n));
     }
-    bytes_in_ += n;
+    count_in(n);
     return n;
 }
 
@@ -193,7 +221,7 @@ asio::awaitable<bool> connection::flush() {
     auto buf = asio::buffer(out_.data(), out_.size());
     const std::size_t n = tls_ ? co_await tls_->async_write(out_.view(), ec)
                                : co_await asio::async_write(socket_, buf, asio::redirect_error(use_awaitable, ec));
-    bytes_out_ += n;
+    count_out(n);
     out_.clear();  // keeps its capacity for the rest of a RETR; run() frees it before idling
     if (ec) {
         if (reason_ == end_reason::disconnect) {
@@ -241,17 +269,21 @@ asio::awaitable<void> connection::run() {
         asio::error_code ec;
         co_await tls_->async_handshake(ec);
         if (ec) {
-            spdlog::info("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
+            spdlog::debug("tls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
+            ctx_.counters.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
             reason_ = timed_out_ ? end_reason::timeout : end_reason::error;
             tls_.reset();
             co_await close_transport();
-            log_session_end();
+            // No "session end": there was no session (no greeting), and scanners would flood the
+            // info log with one per probe. Debug shows the failure itself (docs/operations.md).
             co_return;
         }
+        tls_on_.store(true, std::memory_order_relaxed);
     }
 
     session_ = std::make_unique<core::session>(ctx_.policy, facts, ctx_.auth,
                                                ctx_.policy.apop ? make_apop_timestamp(ctx_.hostname) : std::string());
+    set_phase(phase::authorization);
     out_.assign(session_->greeting());
     bool open = co_await flush();
 
@@ -300,8 +332,8 @@ asio::awaitable<void> connection::run() {
                 const std::string bye = core::autologout_reply();
                 co_await say_goodbye(bye);
             } else if (stopping_) {
-                reason_ = end_reason::shutdown;
-                const std::string bye = core::shutdown_reply();
+                reason_ = stop_reason_;
+                const std::string bye = stop_reason_ == end_reason::kicked ? core::kicked_reply() : core::shutdown_reply();
                 co_await say_goodbye(bye);
             } else {
                 reason_ = end_reason::disconnect;
@@ -309,11 +341,12 @@ asio::awaitable<void> connection::run() {
             break;
         }
     }
-    if (stopping_ && reason_ == end_reason::disconnect) {
-        reason_ = end_reason::shutdown;
-        const std::string bye = core::shutdown_reply();
+    if (stopping_ && (reason_ == end_reason::disconnect || reason_ == end_reason::shutdown)) {
+        reason_ = stop_reason_;
+        const std::string bye = stop_reason_ == end_reason::kicked ? core::kicked_reply() : core::shutdown_reply();
         co_await say_goodbye(bye);
     }
+    set_phase(phase::closing);
     if (session_) {
         session_->on_disconnect();  // after QUIT already closed; otherwise deletes nothing
     }
@@ -350,10 +383,12 @@ asio::awaitable<bool> connection::perform(core::step st) {
         }
         auth::sasl_mechanism::step_result r = std::move(*stepped);
         if (r.done && r.result.result == auth::verdict::failure) {
+            ctx_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
             spdlog::info("auth failed: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
                          peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
         } else if (r.done && r.result.result == auth::verdict::temporary_failure) {
             // Not "auth failed": fail2ban must not ban users because the user database is down.
+            ctx_.counters.auth_unavailable.fetch_add(1, std::memory_order_relaxed);
             spdlog::warn("auth unavailable: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
                          peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
         }
@@ -376,6 +411,13 @@ asio::awaitable<bool> connection::perform(core::step st) {
             if (tls_) {
                 tls_->set_cleanse_plaintext(false);  // no more secrets from the client (STYLE.md habit 3)
             }
+            ctx_.counters.logins.fetch_add(1, std::memory_order_relaxed);
+            {
+                std::lock_guard lock(info_mutex_);
+                logged_in_user_ = o->user;
+                logged_in_at_ = std::chrono::system_clock::now();
+            }
+            set_phase(phase::transaction);
         } else {
             spdlog::warn("maildrop open failed: user=\"{}\" rip={} error=\"{}\"", util::log_escape(o->user), peer_,
                          util::log_escape(opened.error().detail, 512));
@@ -390,6 +432,7 @@ asio::awaitable<bool> connection::perform(core::step st) {
         co_return co_await start_tls();
     }
     if (auto* c = std::get_if<core::effect::commit>(&st.next)) {
+        set_phase(phase::update);
         storage::maildrop* drop = session_->maildrop();
         auto job = [drop, indices = std::move(c->indices)]() { return drop->remove(indices); };
         auto removed = co_await ctx_.pool.async_run(std::move(job));
@@ -568,6 +611,7 @@ asio::awaitable<bool> connection::start_tls() {
         reason_ = end_reason::error;
         co_return false;
     }
+    tls_on_.store(true, std::memory_order_relaxed);
     core::step next = session_->on_tls_established();
     co_return co_await perform(std::move(next));
 }
@@ -576,9 +620,18 @@ void connection::log_session_end() const {
     const core::session_stats no_stats;
     const core::session_stats& s = session_ ? session_->stats() : no_stats;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    server_counters& n = ctx_.counters;
+    n.retr.fetch_add(s.retr, std::memory_order_relaxed);
+    n.retr_bytes.fetch_add(s.retr_bytes, std::memory_order_relaxed);
+    n.top.fetch_add(s.top, std::memory_order_relaxed);
+    n.dele.fetch_add(s.dele, std::memory_order_relaxed);
+    n.bytes_in.fetch_add(bytes_in_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    n.bytes_out.fetch_add(bytes_out_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    n.ended[static_cast<int>(reason_)].fetch_add(1, std::memory_order_relaxed);
     spdlog::info("session end: user=\"{}\" rip={} retr={}/{} top={} dele={} in={} out={} duration={:.3f}s reason={}",
                  session_ ? util::log_escape(session_->user()) : std::string(), peer_, s.retr, s.retr_bytes, s.top,
-                 s.dele, bytes_in_, bytes_out_, secs, reason_text(static_cast<int>(reason_)));
+                 s.dele, bytes_in_.load(std::memory_order_relaxed), bytes_out_.load(std::memory_order_relaxed), secs,
+                 reason_name(reason_));
 }
 
 }  // namespace poplar::net

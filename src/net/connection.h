@@ -1,4 +1,4 @@
-// One POP3 client connection: a coroutine on its own strand that moves bytes between the socket
+// One POP3 client connection: a coroutine on its event loop that moves bytes between the socket
 // (plain or TLS) and the pure core::session, and carries out the session's effects.
 #pragma once
 
@@ -7,10 +7,12 @@
 #include <asio/ssl/context.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "auth/authenticator.h"
@@ -24,7 +26,29 @@
 
 namespace poplar::net {
 
-// Everything a connection shares with the server; outlives every connection.
+// Server-wide counters (`poplar stats`), shared by every connection of every configuration
+// generation. Relaxed atomics: each is an independent tally, read now and then by an admin.
+struct server_counters {
+    std::atomic<std::uint64_t> connections{0};          // accepted and served
+    std::atomic<std::uint64_t> connections_refused{0};  // server.max_connections reached
+    std::atomic<std::uint64_t> logins{0};
+    std::atomic<std::uint64_t> auth_failures{0};     // wrong credentials ("auth failed")
+    std::atomic<std::uint64_t> auth_unavailable{0};  // user database down ("auth unavailable")
+    std::atomic<std::uint64_t> tls_handshake_failures{0};
+    // Added when a session ends, so sessions still running are not counted yet.
+    std::atomic<std::uint64_t> retr{0};
+    std::atomic<std::uint64_t> retr_bytes{0};
+    std::atomic<std::uint64_t> top{0};
+    std::atomic<std::uint64_t> dele{0};
+    std::atomic<std::uint64_t> bytes_in{0};
+    std::atomic<std::uint64_t> bytes_out{0};
+    std::atomic<std::uint64_t> ended[7] = {};  // by connection::end_reason
+    std::atomic<std::uint64_t> reloads{0};
+    std::atomic<std::uint64_t> reload_failures{0};
+};
+
+// Everything a connection shares with the server under one configuration generation. A reload
+// makes a new one; a connection keeps the one it started with until it ends.
 struct connection_context {
     const core::session_policy& policy;
     const config::timeouts& timeouts;
@@ -34,11 +58,28 @@ struct connection_context {
     worker_pool& pool;
     asio::ssl::context* tls;  // nullptr when no [tls] is configured
     std::string hostname;     // for the APOP timestamp
+    server_counters& counters;
+};
+
+// Where a session is, for `poplar status` and `poplar who`.
+enum class phase : std::uint8_t { handshake, authorization, transaction, update, closing };
+const char* phase_name(phase p);
+
+// What `poplar who` shows of one connection; taken from any thread.
+struct connection_info {
+    std::string user;  // empty before login
+    std::string rip;
+    bool tls = false;
+    phase where = phase::handshake;
+    std::chrono::system_clock::time_point connected;
+    std::chrono::system_clock::time_point logged_in;  // meaningful when user is set
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
 };
 
 class connection : public std::enable_shared_from_this<connection> {
 public:
-    connection(asio::ip::tcp::socket socket, const connection_context& ctx, bool implicit_tls);
+    connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls);
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
@@ -49,9 +90,20 @@ public:
     // Server shutdown (call on any thread): the session is told -ERR [SYS/TEMP] and closed,
     // without entering the UPDATE state, so nothing is deleted.
     void stop();
+    // `poplar kick` (any thread): like stop(), with -ERR session ended by the administrator.
+    void kick();
+
+    // A consistent-enough picture for the admin (any thread).
+    connection_info info() const;
+
+    enum class end_reason { quit, disconnect, timeout, shutdown, error, closed_by_server, kicked };
+    static const char* reason_name(end_reason r);
 
 private:
-    enum class end_reason { quit, disconnect, timeout, shutdown, error, closed_by_server };
+    void end_from_outside(end_reason why);
+    void set_phase(phase p) { phase_.store(p, std::memory_order_relaxed); }
+    void count_in(std::size_t n) { bytes_in_.store(bytes_in_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void count_out(std::size_t n) { bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
 
     asio::awaitable<bool> perform(core::step step);
     asio::awaitable<bool> send_message(const core::effect::send_message& msg);
@@ -65,6 +117,8 @@ private:
     void start_watchdog();
     void log_session_end() const;
 
+    // First, so that it is set before ctx_ refers into it.
+    const std::shared_ptr<const connection_context> ctx_holder_;
     asio::ip::tcp::socket socket_;
     std::unique_ptr<tls_stream> tls_;  // after STLS or on the implicit-TLS port
     asio::steady_timer watchdog_;
@@ -81,12 +135,20 @@ private:
     bool stopping_ = false;
     bool closed_ = false;
     end_reason reason_ = end_reason::disconnect;
+    end_reason stop_reason_ = end_reason::shutdown;  // what stopping_ means: shutdown or kicked
 
     std::unique_ptr<core::session> session_;
     core::line_framer framer_;
     core::output_buffer out_;  // replies not yet written (batched for PIPELINING, RFC 2449 §6.6)
-    std::uint64_t bytes_in_ = 0;
-    std::uint64_t bytes_out_ = 0;
+    // Written only by this connection's loop; read by info() from the admin's.
+    std::atomic<std::uint64_t> bytes_in_{0};
+    std::atomic<std::uint64_t> bytes_out_{0};
+    std::atomic<phase> phase_{phase::handshake};
+    std::atomic<bool> tls_on_{false};
+    const std::chrono::system_clock::time_point connected_at_;
+    mutable std::mutex info_mutex_;  // guards the two below, set once at login
+    std::string logged_in_user_;
+    std::chrono::system_clock::time_point logged_in_at_;
 };
 
 }  // namespace poplar::net

@@ -1,26 +1,32 @@
-// Listeners, accept loops, connection registry, signal handling and graceful shutdown.
+// Listeners, accept loops, connection registry, the control commands, reload, signal handling
+// and graceful shutdown.
 #include "net/server.h"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/v6_only.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "core/reply.h"
-#include "net/tls_context.h"
+#include "net/service_notify.h"
+#include "util/result.h"
+#include "util/text.h"
 
 namespace poplar::net {
 
@@ -37,7 +43,16 @@ struct server::loop {
 struct server::listener {
     tcp::acceptor acceptor;
     bool implicit_tls;
-    std::string name;  // "pop3 127.0.0.1:1110", for logs
+    std::string configured;  // "pop3 127.0.0.1:0": as the config says, to compare across reloads
+    std::string name;        // "pop3 127.0.0.1:1110": as bound, for logs
+    bool closed = false;
+};
+
+// A generation and the connection context built from it: connections hold a shared_ptr to the
+// context, which (by aliasing) keeps the whole generation alive until the last of them ends.
+struct server::live_generation {
+    std::shared_ptr<const generation> gen;
+    connection_context ctx;
 };
 
 namespace {
@@ -65,61 +80,64 @@ void raise_fd_limit() {
     }
 }
 
+std::string utc(std::chrono::system_clock::time_point t) {
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", std::chrono::floor<std::chrono::seconds>(t));
+}
+
+std::string span_text(std::chrono::system_clock::duration d) {
+    const auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+    if (s < 3600) {
+        return fmt::format("{}m{:02}s", s / 60, s % 60);
+    }
+    if (s < 86400) {
+        return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+    }
+    return fmt::format("{}d{:02}h", s / 86400, s / 3600 % 24);
+}
+
+std::string configured_name(const config::endpoint& ep, bool implicit_tls) {
+    return fmt::format("{} {}", implicit_tls ? "pop3s" : "pop3", ep.to_string());
+}
+
+// Settings a running server cannot change: they size or place what exists for its lifetime.
+std::vector<std::string> restart_only_changes(const config::config& was, const config::config& now) {
+    std::vector<std::string> out;
+    if (was.server.threads != now.server.threads) {
+        out.emplace_back("server.threads");
+    }
+    if (was.server.worker_threads != now.server.worker_threads) {
+        out.emplace_back("server.worker_threads");
+    }
+    if (was.control.socket != now.control.socket || was.control.mode != now.control.mode ||
+        was.control.group != now.control.group) {
+        out.emplace_back("control");
+    }
+    return out;
+}
+
 }  // namespace
 
-server::server(const config::config& cfg, auth::authenticator& auth, storage::mail_store& store)
-    : cfg_(cfg),
-      pool_(or_cores(cfg.server.worker_threads)),
-      tls_(cfg.tls ? make_server_tls_context(*cfg.tls) : nullptr),
-      ctx_{cfg.policy,
-           cfg.timeout,
-           auth,
-           store,
-           cfg.storage.locking,
-           pool_,
-           tls_.get(),
-           cfg.server.hostname.empty() ? default_hostname() : cfg.server.hostname} {
+server::server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity)
+    : pool_(or_cores(first->cfg.server.worker_threads)),
+      loader_(std::move(loader)),
+      identity_(std::move(identity)),
+      started_(std::chrono::system_clock::now()),
+      loaded_at_(started_) {
     raise_fd_limit();
-    for (unsigned i = 0; i < or_cores(cfg.server.threads); ++i) {
+    for (unsigned i = 0; i < or_cores(first->cfg.server.threads); ++i) {
         loops_.push_back(std::make_unique<loop>());
     }
-    asio::io_context& io0 = loops_.front()->io;
-    auto bind_all = [&](const std::vector<config::endpoint>& eps, bool implicit_tls, const char* key) {
-        for (const config::endpoint& ep : eps) {
-            asio::error_code ec;
-            const asio::ip::address addr = asio::ip::make_address(ep.host, ec);
-            if (ec) {
-                throw config::config_error(
-                    fmt::format("listen.{}: \"{}\" is not an IP address", key, ep.to_string()));
-            }
-            tcp::endpoint endpoint(addr, ep.port);
-            tcp::acceptor acc(io0);
-            acc.open(endpoint.protocol(), ec);
-            if (!ec) {
-                acc.set_option(tcp::acceptor::reuse_address(true), ec);
-                if (addr.is_v6()) {
-                    // "[::]:110" should not also grab IPv4: admins list 0.0.0.0 separately.
-                    acc.set_option(asio::ip::v6_only(true), ec);
-                }
-                acc.bind(endpoint, ec);
-            }
-            if (!ec) {
-                acc.listen(asio::socket_base::max_listen_connections, ec);
-            }
-            if (ec) {
-                throw config::config_error(
-                    fmt::format("listen.{}: cannot listen on {}: {}", key, ep.to_string(), ec.message()));
-            }
-            const tcp::endpoint bound = acc.local_endpoint();
-            const std::string host = bound.address().to_string();
-            std::string name = fmt::format("{} {}", key,
-                                           bound.address().is_v6() ? fmt::format("[{}]:{}", host, bound.port())
-                                                                   : fmt::format("{}:{}", host, bound.port()));
-            listeners_.push_back(std::make_unique<listener>(listener{std::move(acc), implicit_tls, std::move(name)}));
-        }
-    };
-    bind_all(cfg.pop3, false, "pop3");
-    bind_all(cfg.pop3s, true, "pop3s");
+    current_ = make_live(std::move(first));
+    for (const config::endpoint& ep : cfg().pop3) {
+        listeners_.push_back(bind_listener(ep, false));
+    }
+    for (const config::endpoint& ep : cfg().pop3s) {
+        listeners_.push_back(bind_listener(ep, true));
+    }
+    if (!cfg().control.socket.empty()) {
+        control_ = std::make_unique<control_listener>(loops_.front()->io, cfg().control,
+                                                     static_cast<control_handler&>(*this));
+    }
 }
 
 server::~server() {
@@ -127,15 +145,60 @@ server::~server() {
     // pool is drained while every loop exists; then loop 0 goes first, because its pending
     // accepts hold sockets that already belong to the other loops.
     pool_.join();
+    control_.reset();
     listeners_.clear();
     for (auto& l : loops_) {
         l.reset();
     }
 }
 
-void server::forget(connection* c) {
-    std::lock_guard lock(mutex_);
-    live_.erase(c);
+const config::config& server::cfg() const { return current_->gen->cfg; }
+
+std::shared_ptr<server::live_generation> server::make_live(std::shared_ptr<const generation> g) {
+    const config::config& c = g->cfg;
+    auto live = std::make_shared<live_generation>(live_generation{
+        g,
+        connection_context{c.policy, c.timeout, *g->auth, *g->store, c.storage.locking, pool_, g->tls.get(),
+                           c.server.hostname.empty() ? default_hostname() : c.server.hostname, counters_}});
+    return live;
+}
+
+std::shared_ptr<server::listener> server::bind_listener(const config::endpoint& ep, bool implicit_tls) {
+    const char* key = implicit_tls ? "pop3s" : "pop3";
+    asio::error_code ec;
+    const asio::ip::address addr = asio::ip::make_address(ep.host, ec);
+    if (ec) {
+        throw config::config_error(fmt::format("listen.{}: \"{}\" is not an IP address", key, ep.to_string()));
+    }
+    tcp::endpoint endpoint(addr, ep.port);
+    tcp::acceptor acc(loops_.front()->io);
+    acc.open(endpoint.protocol(), ec);
+    if (!ec) {
+        acc.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (addr.is_v6()) {
+            // "[::]:110" should not also grab IPv4: admins list 0.0.0.0 separately.
+            acc.set_option(asio::ip::v6_only(true), ec);
+        }
+        acc.bind(endpoint, ec);
+    }
+    if (!ec) {
+        acc.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        throw config::config_error(fmt::format("listen.{}: cannot listen on {}: {}", key, ep.to_string(), ec.message()));
+    }
+    const tcp::endpoint bound = acc.local_endpoint();
+    const std::string host = bound.address().to_string();
+    std::string name = fmt::format("{} {}", key,
+                                   bound.address().is_v6() ? fmt::format("[{}]:{}", host, bound.port())
+                                                           : fmt::format("{}:{}", host, bound.port()));
+    return std::make_shared<listener>(
+        listener{std::move(acc), implicit_tls, configured_name(ep, implicit_tls), std::move(name)});
+}
+
+void server::start_listener(const std::shared_ptr<listener>& l) {
+    spdlog::info("listening: {}", l->name);
+    asio::co_spawn(loops_.front()->io, accept_loop(l), asio::detached);
 }
 
 // Least-loaded rather than round-robin: sessions differ in length by orders of magnitude (an
@@ -156,30 +219,30 @@ void server::stop_loops() {
     }
 }
 
-asio::awaitable<void> server::accept_loop(listener& l) {
+asio::awaitable<void> server::accept_loop(std::shared_ptr<listener> l) {
     asio::io_context& io0 = loops_.front()->io;
-    while (!shutting_down_) {
+    while (!shutting_down_ && !l->closed) {
         asio::error_code ec;
         loop& target = least_loaded();
         // Accepted straight onto the target loop's io_context: the socket and the connection's
         // timers are that loop's from the start, and its coroutine never leaves it.
-        tcp::socket socket =
-            co_await l.acceptor.async_accept(target.io, asio::redirect_error(use_awaitable, ec));
+        tcp::socket socket = co_await l->acceptor.async_accept(target.io, asio::redirect_error(use_awaitable, ec));
         if (ec) {
-            if (ec == asio::error::operation_aborted || shutting_down_) {
+            if (ec == asio::error::operation_aborted || shutting_down_ || l->closed) {
                 co_return;
             }
             // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full descriptor table.
-            spdlog::error("accept failed on {}: {}", l.name, ec.message());
+            spdlog::error("accept failed on {}: {}", l->name, ec.message());
             asio::steady_timer t(io0, std::chrono::milliseconds(100));
             co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
             continue;
         }
         socket.set_option(tcp::no_delay(true), ec);
-        if (count_.load() >= cfg_.server.max_connections) {
+        if (count_.load() >= cfg().server.max_connections) {
+            counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
             spdlog::warn("connection refused: rip={} reason=\"server.max_connections reached\"",
                          socket.remote_endpoint(ec).address().to_string());
-            if (!l.implicit_tls) {
+            if (!l->implicit_tls) {
                 static const std::string busy = core::err(core::resp_code::sys_temp, "too many connections, try later");
                 socket.non_blocking(true, ec);
                 asio::write(socket, asio::buffer(busy), ec);
@@ -187,10 +250,13 @@ asio::awaitable<void> server::accept_loop(listener& l) {
             socket.close(ec);
             continue;
         }
-        auto conn = std::make_shared<connection>(std::move(socket), ctx_, l.implicit_tls);
+        counters_.connections.fetch_add(1, std::memory_order_relaxed);
+        // The context of the current generation; the connection keeps it alive (aliasing).
+        std::shared_ptr<const connection_context> ctx(current_, &current_->ctx);
+        auto conn = std::make_shared<connection>(std::move(socket), std::move(ctx), l->implicit_tls);
         {
             std::lock_guard lock(mutex_);
-            live_.insert(conn.get());
+            live_.emplace(conn.get(), conn);
         }
         ++count_;
         target.live.fetch_add(1, std::memory_order_relaxed);
@@ -203,7 +269,10 @@ asio::awaitable<void> server::accept_loop(listener& l) {
                     spdlog::error("session aborted by an internal error: {}", ex.what());
                 }
             }
-            forget(raw);
+            {
+                std::lock_guard lock(mutex_);
+                live_.erase(raw);
+            }
             target.live.fetch_sub(1, std::memory_order_relaxed);
             --count_;
         });
@@ -214,31 +283,270 @@ void server::begin_shutdown() {
     if (shutting_down_.exchange(true)) {
         return;
     }
+    notify_service_manager("STOPPING=1");
     spdlog::info("shutdown: closing listeners, ending {} sessions", count_.load());
     for (auto& l : listeners_) {
         asio::error_code ec;
+        l->closed = true;
         l->acceptor.close(ec);
     }
-    std::lock_guard lock(mutex_);
-    for (connection* c : live_) {
-        c->stop();
+    if (control_) {
+        control_->close();
     }
+    std::lock_guard lock(mutex_);
+    for (auto& [raw, weak] : live_) {
+        if (auto c = weak.lock()) {
+            c->stop();
+        }
+    }
+}
+
+asio::awaitable<control::reply> server::reload(std::string requested_by) {
+    if (reloading_) {
+        co_return control::reply{false, "a reload is already in progress"};
+    }
+    if (shutting_down_) {
+        co_return control::reply{false, "the server is shutting down"};
+    }
+    reloading_ = true;
+    notify_service_manager("RELOADING=1");
+    spdlog::info("reload: rereading {} (requested by {})", identity_.config_file.string(), requested_by);
+    // The loader reads files and hashes nothing, but a large passwd-file or a slow disk must not
+    // stall the sessions on loop 0: it runs on the pool.
+    auto job = [this]() -> result<std::shared_ptr<const generation>, std::string> {
+        try {
+            return loader_();
+        } catch (const config::config_error& e) {
+            return unexpected(std::string(e.what()));
+        } catch (const std::exception& e) {
+            return unexpected(fmt::format("cannot reload: {}", e.what()));
+        }
+    };
+    auto loaded = co_await pool_.async_run(std::move(job));
+    control::reply out;
+    std::vector<std::shared_ptr<listener>> added;
+    try {
+        if (!loaded) {
+            throw config::config_error(loaded.error());
+        }
+        const config::config& now = loaded.value()->cfg;
+        // Listeners: bind what is new before anything changes, so a port that cannot be bound
+        // refuses the whole reload and the running configuration stays as it was.
+        std::map<std::string, std::shared_ptr<listener>> kept;
+        for (const auto& l : listeners_) {
+            kept.emplace(l->configured, l);
+        }
+        std::vector<std::shared_ptr<listener>> next;
+        auto want = [&](const std::vector<config::endpoint>& eps, bool implicit_tls) {
+            for (const config::endpoint& ep : eps) {
+                auto it = kept.find(configured_name(ep, implicit_tls));
+                if (it != kept.end()) {
+                    next.push_back(it->second);
+                    kept.erase(it);
+                } else {
+                    added.push_back(bind_listener(ep, implicit_tls));
+                    next.push_back(added.back());
+                }
+            }
+        };
+        want(now.pop3, false);
+        want(now.pop3s, true);
+        for (const std::string& key : restart_only_changes(cfg(), now)) {
+            spdlog::warn("reload: {} changed; the new value takes effect at the next restart", key);
+        }
+        for (auto& [configured, l] : kept) {
+            spdlog::info("stopped listening: {}", l->name);
+            asio::error_code ec;
+            l->closed = true;
+            l->acceptor.close(ec);
+        }
+        for (const auto& l : added) {
+            start_listener(l);
+        }
+        listeners_ = std::move(next);
+        spdlog::set_level(spdlog::level::from_str(now.log_level));
+        std::size_t keeping = 0;
+        {
+            std::lock_guard lock(mutex_);
+            keeping = live_.size();
+        }
+        current_ = make_live(std::move(loaded.value()));
+        ++generation_number_;
+        loaded_at_ = std::chrono::system_clock::now();
+        counters_.reloads.fetch_add(1, std::memory_order_relaxed);
+        spdlog::info("reload: done, configuration generation {}; {} sessions in progress keep the previous one",
+                     generation_number_, keeping);
+        out = {true, fmt::format("reloaded {} (configuration generation {})\n", identity_.config_file.string(),
+                                 generation_number_)};
+    } catch (const config::config_error& e) {
+        for (const auto& l : added) {
+            asio::error_code ec;
+            l->acceptor.close(ec);
+        }
+        counters_.reload_failures.fetch_add(1, std::memory_order_relaxed);
+        const std::string problems = e.what();
+        std::size_t from = 0;
+        while (from < problems.size()) {
+            std::size_t to = problems.find('\n', from);
+            to = to == std::string::npos ? problems.size() : to;
+            spdlog::error("reload refused, the running configuration stays: {}", problems.substr(from, to - from));
+            from = to + 1;
+        }
+        out = {false, problems + (problems.ends_with('\n') ? "" : "\n")};
+    }
+    notify_service_manager("READY=1");
+    reloading_ = false;
+    co_return out;
+}
+
+asio::awaitable<control::reply> server::on_control(control::request request, control_peer peer) {
+    switch (request.what) {
+        case control::command::status:
+            co_return status();
+        case control::command::who:
+            co_return who();
+        case control::command::kick:
+            co_return kick(request.argument);
+        case control::command::stats:
+            co_return stats();
+        case control::command::reload:
+            co_return co_await reload(peer.describe());
+    }
+    co_return control::reply{false, "unknown command"};
+}
+
+control::reply server::status() const {
+    const auto now = std::chrono::system_clock::now();
+    std::size_t by_phase[5] = {};
+    std::size_t total = 0;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [raw, weak] : live_) {
+            if (auto c = weak.lock()) {
+                ++by_phase[static_cast<int>(c->info().where)];
+                ++total;
+            }
+        }
+    }
+    std::string body = identity_.version + "\n";
+    body += fmt::format("pid: {}\n", ::getpid());
+    body += fmt::format("started: {} (up {})\n", utc(started_), span_text(now - started_));
+    body += fmt::format("config: {}, loaded {} (generation {})\n", identity_.config_file.string(), utc(loaded_at_),
+                        generation_number_);
+    std::string names;
+    for (const auto& l : listeners_) {
+        names += (names.empty() ? "" : ", ") + l->name;
+    }
+    if (control_) {
+        names += (names.empty() ? "control " : ", control ") + control_->path().string();
+    }
+    body += fmt::format("listeners: {}\n", names);
+    body += fmt::format("sessions: {} (", total);
+    for (int p = 0; p < 5; ++p) {
+        body += fmt::format("{}{} {}", p == 0 ? "" : ", ", phase_name(static_cast<phase>(p)), by_phase[p]);
+    }
+    body += fmt::format(")\nthreads: {} event loops, {} workers\n", loops_.size(),
+                        or_cores(cfg().server.worker_threads));
+    return {true, body};
+}
+
+control::reply server::who() const {
+    std::vector<connection_info> rows;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [raw, weak] : live_) {
+            if (auto c = weak.lock()) {
+                connection_info i = c->info();
+                if (!i.user.empty()) {
+                    rows.push_back(std::move(i));
+                }
+            }
+        }
+    }
+    std::sort(rows.begin(), rows.end(), [](const connection_info& a, const connection_info& b) {
+        return a.user != b.user ? a.user < b.user : a.logged_in < b.logged_in;
+    });
+    const auto now = std::chrono::system_clock::now();
+    std::string body = fmt::format("{:<32} {:<39} {:<20} {:>9} {:<3} {:>12} {:>12}\n", "USER", "RIP", "SINCE", "FOR",
+                                   "TLS", "IN", "OUT");
+    for (const connection_info& i : rows) {
+        body += fmt::format("{:<32} {:<39} {:<20} {:>9} {:<3} {:>12} {:>12}\n", util::log_escape(i.user), i.rip,
+                            utc(i.logged_in), span_text(now - i.logged_in), i.tls ? "yes" : "no", i.bytes_in,
+                            i.bytes_out);
+    }
+    body += fmt::format("{} sessions logged in\n", rows.size());
+    return {true, body};
+}
+
+control::reply server::kick(const std::string& user) {
+    std::size_t n = 0;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [raw, weak] : live_) {
+            if (auto c = weak.lock()) {
+                if (c->info().user == user) {
+                    c->kick();
+                    ++n;
+                }
+            }
+        }
+    }
+    spdlog::info("kick: user=\"{}\" sessions={}", util::log_escape(user), n);
+    if (n == 0) {
+        return {false, fmt::format("no session of user \"{}\" is logged in\n", util::log_escape(user))};
+    }
+    return {true, fmt::format("kicked {} session{} of user \"{}\"; nothing was deleted\n", n, n == 1 ? "" : "s",
+                              util::log_escape(user))};
+}
+
+control::reply server::stats() const {
+    const auto v = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    const server_counters& c = counters_;
+    std::string body;
+    auto line = [&body](std::string_view name, std::uint64_t value) { body += fmt::format("{} {}\n", name, value); };
+    line("uptime_seconds", static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                          std::chrono::system_clock::now() - started_)
+                                                          .count()));
+    line("sessions_active", count_.load());
+    line("connections_total", v(c.connections));
+    line("connections_refused_total", v(c.connections_refused));
+    line("tls_handshake_failures_total", v(c.tls_handshake_failures));
+    line("logins_total", v(c.logins));
+    line("auth_failures_total", v(c.auth_failures));
+    line("auth_unavailable_total", v(c.auth_unavailable));
+    line("retr_total", v(c.retr));
+    line("retr_bytes_total", v(c.retr_bytes));
+    line("top_total", v(c.top));
+    line("dele_total", v(c.dele));
+    line("bytes_in_total", v(c.bytes_in));
+    line("bytes_out_total", v(c.bytes_out));
+    for (int r = 0; r < 7; ++r) {
+        std::string name = fmt::format("sessions_ended_{}_total",
+                                       connection::reason_name(static_cast<connection::end_reason>(r)));
+        std::replace(name.begin(), name.end(), '-', '_');
+        line(name, v(c.ended[r]));
+    }
+    line("reloads_total", v(c.reloads));
+    line("reload_failures_total", v(c.reload_failures));
+    return {true, body};
 }
 
 void server::run() {
     asio::io_context& io0 = loops_.front()->io;
     for (auto& l : listeners_) {
-        spdlog::info("listening: {}", l->name);
-        asio::co_spawn(io0, accept_loop(*l), asio::detached);
+        start_listener(l);
     }
-    // SIGHUP would kill the process by default; configuration reload is not implemented yet, so
-    // it is logged and ignored rather than dropping every session without a goodbye.
+    if (control_) {
+        control_->start();
+    }
+    // SIGHUP: reload, as every Unix daemon and certbot's renewal hooks expect.
     asio::signal_set hangup(io0, SIGHUP);
     std::function<void(asio::error_code, int)> on_hup = [&](asio::error_code ec, int) {
         if (ec) {
             return;
         }
-        spdlog::warn("received SIGHUP: configuration reload is not supported yet; ignored");
+        spdlog::info("received SIGHUP");
+        asio::co_spawn(io0, [this]() -> asio::awaitable<void> { co_await reload("SIGHUP"); }, asio::detached);
         hangup.async_wait(on_hup);
     };
     hangup.async_wait(on_hup);
@@ -253,7 +561,7 @@ void server::run() {
         begin_shutdown();
         // Wait for sessions to say goodbye, at most shutdown_grace, then stop the loop.
         asio::co_spawn(io0, [this, &io0]() -> asio::awaitable<void> {
-            const auto until = std::chrono::steady_clock::now() + cfg_.server.shutdown_grace;
+            const auto until = std::chrono::steady_clock::now() + cfg().server.shutdown_grace;
             asio::steady_timer t(io0);
             while (count_.load() > 0 && std::chrono::steady_clock::now() < until) {
                 t.expires_after(std::chrono::milliseconds(20));
@@ -274,6 +582,7 @@ void server::run() {
         guards.push_back(asio::make_work_guard(loops_[i]->io));
         extra.emplace_back([&io = loops_[i]->io] { io.run(); });
     }
+    notify_service_manager(fmt::format("READY=1\nSTATUS={}\nMAINPID={}", "serving", ::getpid()));
     io0.run();
     guards.clear();
     stop_loops();

@@ -1,36 +1,61 @@
 // The network layer on top: listeners (plain POP3 and implicit TLS, IPv4 and IPv6), the event
-// loops, the worker pool, signals and graceful shutdown.
+// loops, the worker pool, the control socket, signals, reload and graceful shutdown.
 //
 // One single-threaded io_context per event-loop thread (server.threads), not one io_context run
 // by many threads: a connection lives its whole life on one loop, so no strand is needed and no
 // loop ever wakes another through the scheduler's condition variable. perf showed those
 // wake-ups (futex, finish_task_switch) as the largest single cost of a full POP3 session
-// (docs/performance.md). The acceptors run on loop 0 and hand each new connection to the loop
-// with the fewest live connections.
+// (docs/performance.md). The acceptors, the control socket and the signals run on loop 0, which
+// hands each new connection to the loop with the fewest live connections.
+//
+// Reload (SIGHUP or `poplar reload`) builds a new generation: config, authenticator, store and
+// TLS context. New connections get it; each connection keeps the generation it started with
+// (a shared_ptr) until it ends, so sessions in progress are not disturbed.
 #pragma once
 
 #include <asio/io_context.hpp>
 #include <asio/ssl/context.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "auth/authenticator.h"
 #include "config/config.h"
 #include "net/connection.h"
+#include "net/control_listener.h"
 #include "net/worker_pool.h"
 #include "storage/maildrop.h"
 
 namespace poplar::net {
 
-class server {
+// One configuration as loaded and assembled: what the sessions that start under it use.
+struct generation {
+    config::config cfg;
+    std::shared_ptr<auth::authenticator> auth;
+    std::shared_ptr<storage::mail_store> store;
+    std::shared_ptr<asio::ssl::context> tls;  // null without [tls]
+};
+
+// Reads the config file again and assembles it, as `poplar check` does. Throws
+// config::config_error with every problem found. Runs on the worker pool.
+using generation_loader = std::function<std::shared_ptr<const generation>()>;
+
+struct server_identity {
+    std::string version;              // "poplar 0.1.0 (commit ..., RelWithDebInfo)"
+    std::filesystem::path config_file;  // what reload rereads
+};
+
+class server : private control_handler {
 public:
-    // Binds every listener (throws config::config_error naming the listen.* key when one cannot
-    // be bound) and builds the TLS context. Nothing runs until run().
-    server(const config::config& cfg, auth::authenticator& auth, storage::mail_store& store);
-    ~server();
+    // Binds every listener and the control socket (throws config::config_error naming the key
+    // whose value cannot be bound). Nothing runs until run().
+    server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity);
+    ~server() override;
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
@@ -41,21 +66,42 @@ public:
 private:
     struct listener;
     struct loop;
-    asio::awaitable<void> accept_loop(listener& l);
+    struct live_generation;
+
+    asio::awaitable<void> accept_loop(std::shared_ptr<listener> l);
+    std::shared_ptr<listener> bind_listener(const config::endpoint& ep, bool implicit_tls);
+    void start_listener(const std::shared_ptr<listener>& l);
     loop& least_loaded();
     void begin_shutdown();
-    void forget(connection* c);
     void stop_loops();
+    std::shared_ptr<live_generation> make_live(std::shared_ptr<const generation> g);
+    const config::config& cfg() const;
 
-    const config::config& cfg_;
-    std::vector<std::unique_ptr<loop>> loops_;  // loops_[0] also runs acceptors and signals
+    // Reload: on loop 0. requested_by is for the log ("SIGHUP", "uid=0 pid=42").
+    asio::awaitable<control::reply> reload(std::string requested_by);
+    asio::awaitable<control::reply> on_control(control::request request, control_peer peer) override;
+    control::reply status() const;
+    control::reply who() const;
+    control::reply kick(const std::string& user);
+    control::reply stats() const;
+
+    std::vector<std::unique_ptr<loop>> loops_;  // loops_[0] also runs acceptors, control, signals
     worker_pool pool_;
-    std::unique_ptr<asio::ssl::context> tls_;
-    connection_context ctx_;
-    std::vector<std::unique_ptr<listener>> listeners_;
+    server_counters counters_;
+    const generation_loader loader_;
+    const server_identity identity_;
+    const std::chrono::system_clock::time_point started_;
 
-    std::mutex mutex_;  // guards live_ (connections end on any event-loop thread)
-    std::unordered_set<connection*> live_;
+    // Loop 0 only.
+    std::shared_ptr<live_generation> current_;
+    std::vector<std::shared_ptr<listener>> listeners_;
+    std::unique_ptr<control_listener> control_;
+    bool reloading_ = false;
+    unsigned generation_number_ = 1;
+    std::chrono::system_clock::time_point loaded_at_;
+
+    mutable std::mutex mutex_;  // guards live_ (connections end on any event-loop thread)
+    std::unordered_map<connection*, std::weak_ptr<connection>> live_;
     std::atomic<std::size_t> count_{0};
     std::atomic<bool> shutting_down_{false};
 };

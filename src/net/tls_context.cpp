@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/err.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -35,6 +36,18 @@ struct openssl_deleter {
 };
 using evp_pkey_ptr = std::unique_ptr<EVP_PKEY, openssl_deleter<EVP_PKEY, EVP_PKEY_free>>;
 using x509_ptr = std::unique_ptr<X509, openssl_deleter<X509, X509_free>>;
+using bio_ptr = std::unique_ptr<BIO, openssl_deleter<BIO, BIO_free_all>>;
+
+// A PEM private key, with the context's passphrase callback as SSL_CTX_use_PrivateKey_file
+// would use it; null with the reason on the OpenSSL error queue.
+evp_pkey_ptr read_private_key(const std::filesystem::path& file, SSL_CTX* ctx) {
+    bio_ptr in(BIO_new_file(file.c_str(), "r"));
+    if (!in) {
+        return nullptr;
+    }
+    return evp_pkey_ptr(PEM_read_bio_PrivateKey(in.get(), nullptr, SSL_CTX_get_default_passwd_cb(ctx),
+                                                SSL_CTX_get_default_passwd_cb_userdata(ctx)));
+}
 
 }  // namespace
 
@@ -55,12 +68,21 @@ std::unique_ptr<asio::ssl::context> make_server_tls_context(const config::tls_se
         throw config::config_error(
             fmt::format("tls.certificate: cannot load \"{}\": {}", settings.certificate.string(), openssl_error()));
     }
-    if (SSL_CTX_use_PrivateKey_file(native, settings.private_key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // The key is read and compared with the certificate here rather than by
+    // SSL_CTX_use_PrivateKey_file: that call does the comparison itself, and its failure would
+    // read "cannot load" when the file loads fine and is merely the wrong key
+    // (docs/configuration.md shows the message an admin gets).
+    evp_pkey_ptr key = read_private_key(settings.private_key, native);
+    if (!key) {
         throw config::config_error(
             fmt::format("tls.private_key: cannot load \"{}\": {}", settings.private_key.string(), openssl_error()));
     }
-    if (SSL_CTX_check_private_key(native) != 1) {
+    if (X509_check_private_key(SSL_CTX_get0_certificate(native), key.get()) != 1) {
         throw config::config_error(fmt::format("tls.private_key: does not match tls.certificate: {}", openssl_error()));
+    }
+    if (SSL_CTX_use_PrivateKey(native, key.get()) != 1) {
+        throw config::config_error(
+            fmt::format("tls.private_key: cannot use \"{}\": {}", settings.private_key.string(), openssl_error()));
     }
     if (!settings.ciphers.empty() && SSL_CTX_set_cipher_list(native, settings.ciphers.c_str()) != 1) {
         throw config::config_error(fmt::format("tls.ciphers: \"{}\" selects no cipher", settings.ciphers));

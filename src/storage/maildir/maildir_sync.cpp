@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <system_error>
 
 #include <spdlog/spdlog.h>
 
@@ -308,10 +309,9 @@ result<maildir_snapshot, error> sync_maildir(int root_fd, std::string_view log_p
                 // or unreadable: leave it out of this snapshot, unindexed, rather than refuse the
                 // whole maildrop. The next login tries again.
                 if (computed.error() != ENOENT) {
-                    spdlog::warn("{}", describe_errno("maildir: skipping unreadable message",
-                                                      std::string{log_path} + "/" +
-                                                          util::log_escape(listing.relative_path(f), 512),
-                                                      computed.error()));
+                    spdlog::warn("maildir {}: skipping unreadable message {}: {}", log_path,
+                                 util::log_escape(listing.relative_path(f), 512),
+                                 std::generic_category().message(computed.error()));
                 }
                 continue;
             }
@@ -341,7 +341,8 @@ result<maildir_snapshot, error> sync_maildir(int root_fd, std::string_view log_p
             }
             // Only dropped records, names or stamps were to be written: the uids handed out are
             // the persisted ones, so the session can go on; the next login retries.
-            spdlog::warn("maildir {}: {}", log_path, w.error().detail);
+            spdlog::warn("maildir {}: uid index not written, the next login retries: {}", log_path,
+                         w.error().detail);
         }
     }
     return make_snapshot(uidvalidity, std::move(m.kept), m.sizes, std::move(listing.names));
