@@ -276,41 +276,53 @@ def test_documented_journal_command_runs_on_this_fail2ban():
     assert b"unexpected keyword argument 'journalmatch'" in r.stderr, r.stderr
 
 
-def journal_entry(fields):
-    """One entry in journald's export format (text fields only)."""
-    return "".join(f"{k}={v}\n" for k, v in fields.items()) + "\n"
+JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+
+
+class Journal:
+    """A journal folder that fail2ban's systemd backend reads (journalpath=...), written by
+    systemd-journal-remote from journald's export format. Each line gets the fields journald
+    gives a service's standard error: _SYSTEMD_UNIT, SYSLOG_IDENTIFIER (the program name), _PID,
+    _TRANSPORT=stdout."""
+
+    BOOT_ID = "0123456789abcdef0123456789abcdef"
+
+    def __init__(self, root):
+        if not os.path.exists(JOURNAL_REMOTE):
+            pytest.fail("systemd-journal-remote is not installed (scripts/install-deps installs it)")
+        self.root = root
+        self.dir = os.path.join(root, "journal")
+        os.makedirs(self.dir)
+        self.seq = 0
+
+    def append(self, lines, unit="poplar.service", pid=4242):
+        now_us = int(time.time() * 1e6)
+        export = []
+        for i, line in enumerate(lines):
+            self.seq += 1
+            export.append("".join(f"{k}={v}\n" for k, v in {
+                "__REALTIME_TIMESTAMP": now_us - 1000 * (len(lines) - i), "__MONOTONIC_TIMESTAMP": self.seq,
+                "_BOOT_ID": self.BOOT_ID, "_HOSTNAME": "mx", "_TRANSPORT": "stdout", "_SYSTEMD_UNIT": unit,
+                "SYSLOG_IDENTIFIER": "poplar", "_PID": pid, "PRIORITY": 6, "MESSAGE": line}.items()) + "\n")
+        path = os.path.join(self.root, f"export-{self.seq}.txt")
+        with open(path, "w") as f:
+            f.write("".join(export))
+        r = run([JOURNAL_REMOTE, f"--output={self.dir}/poplar.journal", path])
+        assert r.returncode == 0, r.stderr
 
 
 def test_filter_on_a_real_journal_file(poplar_log, tmp_path):
-    """poplar's real lines, stored as journald stores a service's standard error (the fields
-    below), in a journal file written by systemd-journal-remote; read by fail2ban's systemd
-    backend through the filter's journalmatch."""
+    """poplar's real lines, stored as journald stores a service's standard error, in a journal
+    file written by systemd-journal-remote; read by fail2ban's systemd backend through the
+    filter's journalmatch."""
     path, failures = poplar_log
-    tool = "/lib/systemd/systemd-journal-remote"
-    if not os.path.exists(tool):
-        pytest.fail("systemd-journal-remote is not installed (scripts/install-deps installs it)")
     lines = open(path).read().splitlines()
-    now_us = int(time.time() * 1e6)
-    export = []
-    for i, line in enumerate(lines):
-        export.append(journal_entry({
-            "__REALTIME_TIMESTAMP": now_us - 1000 * (len(lines) - i), "__MONOTONIC_TIMESTAMP": 1000 + i,
-            "_BOOT_ID": "0123456789abcdef0123456789abcdef", "_HOSTNAME": "mx", "_TRANSPORT": "stdout",
-            "_SYSTEMD_UNIT": "poplar.service", "SYSLOG_IDENTIFIER": "poplar", "_PID": 4242,
-            "PRIORITY": 6, "MESSAGE": line}))
+    journal = Journal(str(tmp_path))
+    journal.append(lines)
     # A failure line from another unit: journalmatch must keep it out.
-    export.append(journal_entry({
-        "__REALTIME_TIMESTAMP": now_us, "__MONOTONIC_TIMESTAMP": 1000 + len(lines),
-        "_BOOT_ID": "0123456789abcdef0123456789abcdef", "_HOSTNAME": "mx", "_TRANSPORT": "stdout",
-        "_SYSTEMD_UNIT": "other.service", "SYSLOG_IDENTIFIER": "poplar", "_PID": 4343, "PRIORITY": 6,
-        "MESSAGE": '2025-03-14T09:26:53.589+01:00 poplar[4343] info: auth failed: user="z" rip=192.0.2.99 '
-                   'mech=USER reason="unknown user"'}))
-    (tmp_path / "export.txt").write_text("".join(export))
-    jdir = tmp_path / "journal"
-    jdir.mkdir()
-    r = run([tool, f"--output={jdir}/poplar.journal", str(tmp_path / "export.txt")])
-    assert r.returncode == 0, r.stderr
-    source = f"systemd-journal[journalpath={jdir}]"
+    journal.append(['2025-03-14T09:26:53.589+01:00 poplar[4343] info: auth failed: user="z" rip=192.0.2.99 '
+                    'mech=USER reason="unknown user"'], unit="other.service", pid=4343)
+    source = f"systemd-journal[journalpath={journal.dir}]"
     out = fail2ban_regex(source, FILTER)
     total, ignored, matched, missed = summary(out)
     assert (total, matched) == (len(lines), failures), out
@@ -509,45 +521,75 @@ def connects(port, tls=False):
         return False
 
 
-@pytest.mark.timeout(180)
-def test_a_real_ban_with_nftables(env, private_network, tmp_path):
-    require_fail2ban()
-    # The shipped port = pop3,pop3s: in its own network namespace poplar can have 110 and 995.
+def ban_for_real(env, tmp_path, jail, backend_override, forward):
+    """poplar on 110 and 995 (the shipped port = pop3,pop3s; free in the namespace), the shipped
+    `jail` on a copy of this host's config, and failed logins until fail2ban bans 127.0.0.1 with
+    nftables. `forward()` brings poplar's new log lines to where the jail reads them."""
     srv = env.server({"listen": {"pop3": ["127.0.0.1:110"], "pop3s": ["127.0.0.1:995"]}})
     with srv:
         assert (srv.port, srv.tls_port) == (110, 995)
-        conf = fail2ban_config_copy(str(tmp_path))
-        # Only what the test must change: its own log file, no other jails, and
-        # ignoreself off, because fail2ban never bans the host's own addresses and the test's
-        # client is on 127.0.0.1.
+        name = "poplar" if jail == JAIL_JOURNAL else "poplar-logfile"
+        conf = fail2ban_config_copy(str(tmp_path), jail)
+        # Only what the test must change: where the jail reads, no sshd jail, and ignoreself
+        # off, because fail2ban never bans the host's own addresses and the test's client is on
+        # 127.0.0.1.
         with open(os.path.join(conf, "jail.d", "zz-test.local"), "w") as f:
-            f.write("[sshd]\nenabled = false\n\n"
-                    f"[poplar-logfile]\nlogpath = {srv.log_path}\nignoreself = false\n")
+            f.write(f"[sshd]\nenabled = false\n\n[{name}]\n{backend_override(srv)}\nignoreself = false\n")
+        forward(srv)
         f2b = Fail2banServer(conf, str(tmp_path))
         try:
             f2b.start()
-            assert connects(srv.port)
+            assert connects(110)
             a = Attempts(srv)
             for i in range(4):                       # maxretry = 5: four failures ban nobody
                 a.user_pass(b"bob", b"wrong %d" % i)
             a.user_pass(b"demo", USERS["demo"][1].encode(), ok=True)
-            time.sleep(3)                            # the polling backend looks every second
-            assert connects(srv.port), f2b.log()
-            status = f2b.client("status", "poplar-logfile").stdout.decode()
-            assert re.search(r"Currently failed:\s+1\b", status) and re.search(r"Total failed:\s+4\b", status), status
+            forward(srv)
+            wait_for(lambda: re.search(r"Total failed:\s+4\b", f2b.client("status", name).stdout.decode()),
+                     timeout=BAN_TIMEOUT, what="fail2ban to count four failures")
+            time.sleep(2)                            # a fifth would show up within a second
+            status = f2b.client("status", name).stdout.decode()
+            assert re.search(r"Total failed:\s+4\b", status) and re.search(r"Total banned:\s+0\b", status), status
+            assert connects(110), f2b.log()
             a.auth_plain(b"bob", b"wrong again")      # the fifth
+            forward(srv)
             wait_for(lambda: "Ban 127.0.0.1" in f2b.log(), timeout=BAN_TIMEOUT, what="fail2ban to ban 127.0.0.1")
-            status = f2b.client("status", "poplar-logfile").stdout.decode()
+            status = f2b.client("status", name).stdout.decode()
             assert re.search(r"Banned IP list:\s+127\.0\.0\.1\s*$", status, re.M), status
             ruleset = run(["nft", "list", "ruleset"]).stdout.decode()
-            assert re.search(r"set addr-set-poplar-logfile \{[^}]*elements = \{ 127\.0\.0\.1 \}", ruleset), ruleset
-            assert "tcp dport { 110, 995 } ip saddr @addr-set-poplar-logfile reject" in ruleset, ruleset
+            assert re.search(rf"set addr-set-{name} \{{[^}}]*elements = \{{ 127\.0\.0\.1 \}}", ruleset), ruleset
+            assert f"tcp dport {{ 110, 995 }} ip saddr @addr-set-{name} reject" in ruleset, ruleset
             assert not connects(110), "a banned client still reaches poplar"
             assert not connects(995, tls=True), "a banned client still reaches poplar over TLS"
-            f2b.client("set", "poplar-logfile", "unbanip", HOST)
+            f2b.client("set", name, "unbanip", HOST)
             assert connects(110) and connects(995, tls=True)
         finally:
             f2b.stop()
             print(f"---- fail2ban log ----\n{f2b.log()[-6000:]}")
         # fail2ban removes its table when it stops.
         assert "f2b-table" not in run(["nft", "list", "ruleset"]).stdout.decode()
+
+
+@pytest.mark.timeout(180)
+def test_a_real_ban_from_the_log_file(env, private_network, tmp_path):
+    """The log-file jail reading the file poplar's standard error goes to."""
+    require_fail2ban()
+    ban_for_real(env, tmp_path, JAIL_LOGFILE, lambda srv: f"logpath = {srv.log_path}", lambda srv: None)
+
+
+@pytest.mark.timeout(180)
+def test_a_real_ban_from_the_journal(env, private_network, tmp_path):
+    """The journal jail. No journald runs here, so the test stands in for it: it appends each
+    new line poplar wrote to a journal file (systemd-journal-remote, with the fields journald
+    gives a service's standard error), which the shipped jail's systemd backend reads through
+    the filter's journalmatch; only journalpath is added to the jail."""
+    require_fail2ban()
+    journal = Journal(str(tmp_path / "j"))
+    done = [0]
+
+    def forward(srv):
+        lines = srv.log().splitlines()
+        journal.append(lines[done[0]:])
+        done[0] = len(lines)
+
+    ban_for_real(env, tmp_path, JAIL_JOURNAL, lambda srv: f"backend = systemd[journalpath={journal.dir}]", forward)
