@@ -159,11 +159,7 @@ class PostfixInstance:
         assert r.returncode == 0, r.stderr
         with_hash = [l for l in r.stdout.decode().splitlines() if "#" in l]
         assert with_hash == [], f"values with a '#' after appending {SHIPPED_MAIN_CF}: {with_hash}"
-        # The documented uid/gid one-liner, run as written but for this instance and this user.
-        cmds = documented_commands(SHIPPED_MAIN_CF)
-        assert len(cmds) == 1, f"expected one postconf -e command in {SHIPPED_MAIN_CF}: {cmds}"
-        self.shell(cmds[0].replace("postconf -e", f"postconf -c {shlex.quote(self.conf)} -e")
-                   .replace("id -u poplar", f"id -u {MAIL_USER}").replace("id -g poplar", f"id -g {MAIL_USER}"))
+        self.set_ids_as_documented()
         # The test's own paths instead of /var/lib/poplar/mail and /etc/postfix/vmailbox.
         vmailbox = os.path.join(self.conf, "vmailbox")
         shutil.copyfile(SHIPPED_VMAILBOX, vmailbox)
@@ -173,6 +169,14 @@ class PostfixInstance:
                    .replace("/var/lib/poplar/mail", shlex.quote(self.mail_base)))
         self.shell(DOC_POSTMAP.replace("/etc/postfix/vmailbox", shlex.quote(vmailbox)))
         return self
+
+    def set_ids_as_documented(self):
+        """The uid/gid one-liner of the shipped main.cf, run as written but for this instance
+        and this user."""
+        cmds = documented_commands(SHIPPED_MAIN_CF)
+        assert len(cmds) == 1, f"expected one postconf -e command in {SHIPPED_MAIN_CF}: {cmds}"
+        self.shell(cmds[0].replace("postconf -e", f"postconf -c {shlex.quote(self.conf)} -e")
+                   .replace("id -u poplar", f"id -u {MAIL_USER}").replace("id -g poplar", f"id -g {MAIL_USER}"))
 
     def shell(self, line):
         return self.cmd(["/bin/sh", "-c", line])
@@ -528,9 +532,7 @@ def test_comment_after_a_value_defers_mail_until_fixed_and_reloaded(postfix):
     assert p.new_files(a) == []
     assert "alice@example.com" in p.queue(), p.queue()     # still queued, shown by postqueue -p
 
-    cmds = documented_commands(SHIPPED_MAIN_CF)
-    p.shell(cmds[0].replace("postconf -e", f"postconf -c {shlex.quote(p.conf)} -e")
-            .replace("id -u poplar", f"id -u {MAIL_USER}").replace("id -g poplar", f"id -g {MAIL_USER}"))
+    p.set_ids_as_documented()
     assert p.get("virtual_uid_maps") == f"static:{p.uid}"
     p.postfix("reload")
     p.cmd(["postqueue", "-c", p.conf, "-f"])
