@@ -158,6 +158,8 @@ def test_cmake_install_installs_exactly_the_expected_files(tmp_path):
         expected.add(f"{sysconf}/fail2ban/filter.d/poplar.conf")
     for jail in (DIST / "fail2ban" / "jail.d").glob("*.local"):
         expected.add(f"{prefix}/share/doc/poplar/examples/fail2ban/{jail.name}")
+    for example in (DIST / "postfix").glob("*"):
+        expected.add(f"{prefix}/share/doc/poplar/examples/postfix/{example.name}")
 
     destdir = tmp_path / "root"
     cmake_install(destdir)
