@@ -31,7 +31,9 @@ struct section_schema {
 
 const std::vector<section_schema>& schema() {
     static const std::vector<section_schema> s{
-        {"server", {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections"}},
+        {"server",
+         {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections", "max_unauthenticated",
+          "max_connections_per_address", "max_sessions_per_user"}},
         {"listen", {"pop3", "pop3s"}},
         {"tls", {"certificate", "private_key", "min_version", "ciphers", "ciphersuites"}},
         {"storage", {"maildir", "locking"}},
@@ -505,6 +507,13 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
                                   .value_or(c.server.shutdown_grace);
     c.server.max_connections =
         static_cast<unsigned>(r.integer(server, "server", "max_connections", 1, 1'000'000).value_or(20000));
+    c.server.max_unauthenticated = static_cast<unsigned>(
+        r.integer(server, "server", "max_unauthenticated", 1, 1'000'000).value_or(c.server.max_unauthenticated));
+    c.server.max_connections_per_address = static_cast<unsigned>(
+        r.integer(server, "server", "max_connections_per_address", 1, 1'000'000)
+            .value_or(c.server.max_connections_per_address));
+    c.server.max_sessions_per_user = static_cast<unsigned>(
+        r.integer(server, "server", "max_sessions_per_user", 1, 1'000'000).value_or(c.server.max_sessions_per_user));
 
     const toml::table* listen = r.section(root, "listen");
     const std::size_t before_listen = r.problem_count();

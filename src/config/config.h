@@ -40,6 +40,12 @@ struct server_settings {
     unsigned worker_threads = 0;  // password hashing and disk I/O; 0 = one per CPU core
     std::chrono::milliseconds shutdown_grace = limits::default_shutdown_grace;
     unsigned max_connections = 20000;  // total; beyond it new connections are refused
+    // Connections that have not logged in yet: what a flood of idle or slow connections fills.
+    unsigned max_unauthenticated = 2000;
+    // From one client address (IPv4 /32, IPv6 /64), in any state: NAT'd offices need dozens.
+    unsigned max_connections_per_address = 50;
+    // Logged-in sessions of one user (Dovecot's mail_max_userip_connections is 10 per address).
+    unsigned max_sessions_per_user = 10;
 };
 
 struct storage_settings {

@@ -49,6 +49,14 @@ inline constexpr std::chrono::seconds default_idle_timeout_authorization{60};
 // Before login the idle timer restarts on every command, so a client sending CAPA forever would
 // hold a connection slot forever; no real client needs longer than this to log in.
 inline constexpr std::chrono::seconds max_unauthenticated_session{300};
+// When more than half of server.max_unauthenticated is in use (a flood of idle or slow
+// connections), each read before login waits at most this long: a real client sends its next
+// command within milliseconds, a slowloris sending a byte every few seconds is cut off.
+inline constexpr std::chrono::seconds login_timeout_under_pressure{5};
+
+// Descriptors kept free of connections: the control and metrics sockets, log, worker-pool opens,
+// the passwd-file and index files. The connection limit is lowered so that these always remain.
+inline constexpr std::size_t reserved_descriptors = 128;
 
 // A peer that accepts no bytes for this long while we send a reply is gone (or attacking with a
 // zero TCP window); it is disconnected without touching the maildrop.

@@ -370,6 +370,8 @@ step session::on_maildrop_opened(result<std::unique_ptr<storage::maildrop>, stor
     return reply_only(ok(maildrop_summary()));
 }
 
+step session::on_login_refused(resp_code code, std::string_view text) { return reply_only(err(code, text)); }
+
 std::string session::maildrop_summary() const {
     return fmt::format("maildrop has {} messages ({} octets)", live_count_, live_size_);
 }

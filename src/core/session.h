@@ -21,6 +21,7 @@
 
 #include "auth/authenticator.h"
 #include "core/limits.h"
+#include "core/reply.h"
 #include "storage/maildrop.h"
 
 namespace poplar::core {
@@ -121,6 +122,9 @@ public:
 
     step on_auth_step(auth::sasl_mechanism::step_result result);
     step on_maildrop_opened(result<std::unique_ptr<storage::maildrop>, storage::error> opened);
+    // The credentials were right but the server will not open the maildrop now (a limit such
+    // as server.max_sessions_per_user): the reply, and the session stays in AUTHORIZATION.
+    step on_login_refused(resp_code code, std::string_view text);
     step on_message_unavailable(const storage::error& e);
     step on_tls_established();
     step on_commit_done(const result<void, storage::error>& removed);

@@ -96,12 +96,14 @@ connection::connection(asio::ip::tcp::socket socket, std::shared_ptr<const conne
     if (!ec) {
         peer_ = remote.address().to_string();
         loopback_ = is_loopback(remote.address());
+        address_ = address_key::of(remote.address());
     } else {
         peer_ = "unknown";
     }
 }
 
-connection::~connection() = default;
+// The server admitted this connection (connection_limits::admit) before constructing it.
+connection::~connection() { ctx_.limits.release(address_, counted_login_, logged_in_user_); }
 
 void connection::stop() { end_from_outside(end_reason::shutdown); }
 
@@ -132,6 +134,16 @@ connection_info connection::info() const {
     i.user = logged_in_user_;
     i.logged_in = logged_in_at_;
     return i;
+}
+
+// Under pressure (more than half of server.max_unauthenticated in use, as in a flood of idle or
+// slow connections) a client that has not logged in gets limits::login_timeout_under_pressure
+// for each read instead of pop3.login_timeout, so the flood drains faster than it can refill.
+std::chrono::milliseconds connection::login_timeout_now() const {
+    if (ctx_.limits.unauthenticated() * 2 > ctx_.server.max_unauthenticated) {
+        return std::min<std::chrono::milliseconds>(ctx_.timeouts.login, limits::login_timeout_under_pressure);
+    }
+    return ctx_.timeouts.login;
 }
 
 void connection::arm_deadline(std::chrono::milliseconds from_now) {
@@ -322,7 +334,7 @@ asio::awaitable<void> connection::run() {
         } else {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 started_ + limits::max_unauthenticated_session - std::chrono::steady_clock::now());
-            arm_deadline(std::max(std::chrono::milliseconds(0), std::min(left, ctx_.timeouts.login)));
+            arm_deadline(std::max(std::chrono::milliseconds(0), std::min(left, login_timeout_now())));
         }
         asio::error_code ec;
         co_await receive(ec);
@@ -396,6 +408,18 @@ asio::awaitable<bool> connection::perform(core::step st) {
         co_return co_await perform(std::move(next));
     }
     if (auto* o = std::get_if<core::effect::open_maildrop>(&st.next)) {
+        // Counted before the open, so that many logins of one user at once cannot all pass.
+        if (!ctx_.limits.login(o->user, ctx_.server.max_sessions_per_user)) {
+            spdlog::warn("login refused: user=\"{}\" rip={} reason=\"server.max_sessions_per_user reached\"",
+                         util::log_escape(o->user), peer_);
+            core::step next = session_->on_login_refused(core::resp_code::in_use, "too many sessions for this user");
+            co_return co_await perform(std::move(next));
+        }
+        {
+            std::lock_guard lock(info_mutex_);
+            logged_in_user_ = o->user;  // counted from here on, released with the connection
+        }
+        counted_login_ = true;
         // Cheapest first, as for messages: an unchanged maildrop whose index the kernel holds
         // opens here; anything else (the first login, new mail, a cold cache) on the pool.
         result<std::unique_ptr<storage::maildrop>, storage::error> opened{
@@ -414,13 +438,17 @@ asio::awaitable<bool> connection::perform(core::step st) {
             ctx_.counters.logins.fetch_add(1, std::memory_order_relaxed);
             {
                 std::lock_guard lock(info_mutex_);
-                logged_in_user_ = o->user;
                 logged_in_at_ = std::chrono::system_clock::now();
             }
             set_phase(phase::transaction);
         } else {
             spdlog::warn("maildrop open failed: user=\"{}\" rip={} error=\"{}\"", util::log_escape(o->user), peer_,
                          util::log_escape(opened.error().detail, 512));
+            // Back in AUTHORIZATION: no longer one of the user's sessions.
+            ctx_.limits.logout(o->user);
+            counted_login_ = false;
+            std::lock_guard lock(info_mutex_);
+            logged_in_user_.clear();
         }
         core::step next = session_->on_maildrop_opened(std::move(opened));
         co_return co_await perform(std::move(next));

@@ -20,6 +20,7 @@
 #include "core/line_framer.h"
 #include "core/output_buffer.h"
 #include "core/session.h"
+#include "net/connection_limits.h"
 #include "net/tls_stream.h"
 #include "net/worker_pool.h"
 #include "storage/maildrop.h"
@@ -59,6 +60,8 @@ struct connection_context {
     asio::ssl::context* tls;  // nullptr when no [tls] is configured
     std::string hostname;     // for the APOP timestamp
     server_counters& counters;
+    connection_limits& limits;
+    const config::server_settings& server;  // the per-user limit, max_unauthenticated
 };
 
 // Where a session is, for `poplar status` and `poplar who`.
@@ -114,6 +117,7 @@ private:
     asio::awaitable<void> say_goodbye(const std::string& reply);
     asio::awaitable<void> close_transport();
     void arm_deadline(std::chrono::milliseconds from_now);
+    std::chrono::milliseconds login_timeout_now() const;
     void start_watchdog();
     void log_session_end() const;
 
@@ -144,6 +148,8 @@ private:
     std::atomic<std::uint64_t> bytes_in_{0};
     std::atomic<std::uint64_t> bytes_out_{0};
     std::atomic<phase> phase_{phase::handshake};
+    address_key address_;        // for connection_limits; counted there from accept to destruction
+    bool counted_login_ = false;  // connection_limits::login() succeeded for logged_in_user_
     std::atomic<bool> tls_on_{false};
     const std::chrono::system_clock::time_point connected_at_;
     mutable std::mutex info_mutex_;  // guards the two below, set once at login

@@ -53,6 +53,7 @@ struct server::listener {
 struct server::live_generation {
     std::shared_ptr<const generation> gen;
     connection_context ctx;
+    connection_limits::settings limits;
 };
 
 namespace {
@@ -78,6 +79,26 @@ void raise_fd_limit() {
         rl.rlim_cur = rl.rlim_max;
         ::setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+std::size_t descriptor_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return 1'000'000;
+    }
+    return static_cast<std::size_t>(rl.rlim_cur);
+}
+
+// server.max_connections, lowered so that every connection can hold what it may hold at once
+// (its socket and an open message or directory; with exclusive locking also the session lock)
+// with limits::reserved_descriptors to spare. Then the "too many connections" reply always has a
+// descriptor to be sent on, instead of accept() failing with EMFILE.
+std::size_t effective_total(const config::config& c, unsigned worker_threads) {
+    const std::size_t per_connection = c.storage.locking == storage::lock_mode::exclusive ? 3 : 2;
+    const std::size_t fds = descriptor_limit();
+    const std::size_t reserve = limits::reserved_descriptors + 2 * worker_threads;
+    const std::size_t room = fds > reserve ? (fds - reserve) / per_connection : 1;
+    return std::max<std::size_t>(1, std::min<std::size_t>(c.server.max_connections, room));
 }
 
 std::string utc(std::chrono::system_clock::time_point t) {
@@ -156,10 +177,21 @@ const config::config& server::cfg() const { return current_->gen->cfg; }
 
 std::shared_ptr<server::live_generation> server::make_live(std::shared_ptr<const generation> g) {
     const config::config& c = g->cfg;
+    const std::size_t total = effective_total(c, or_cores(c.server.worker_threads));
+    if (total < c.server.max_connections) {
+        spdlog::warn("server.max_connections {} lowered to {}: the descriptor limit is {} ({} per connection, {} "
+                     "kept for the server); raise LimitNOFILE",
+                     c.server.max_connections, total, descriptor_limit(),
+                     c.storage.locking == storage::lock_mode::exclusive ? 3 : 2,
+                     limits::reserved_descriptors + 2 * or_cores(c.server.worker_threads));
+    }
     auto live = std::make_shared<live_generation>(live_generation{
         g,
         connection_context{c.policy, c.timeout, *g->auth, *g->store, c.storage.locking, pool_, g->tls.get(),
-                           c.server.hostname.empty() ? default_hostname() : c.server.hostname, counters_}});
+                           c.server.hostname.empty() ? default_hostname() : c.server.hostname, counters_, limits_,
+                           g->cfg.server},
+        connection_limits::settings{total, c.server.max_unauthenticated, c.server.max_connections_per_address,
+                                    c.server.max_sessions_per_user}});
     return live;
 }
 
@@ -238,14 +270,24 @@ asio::awaitable<void> server::accept_loop(std::shared_ptr<listener> l) {
             continue;
         }
         socket.set_option(tcp::no_delay(true), ec);
-        if (count_.load() >= cfg().server.max_connections) {
+        const asio::ip::address peer = socket.remote_endpoint(ec).address();
+        const connection_limits::verdict admitted = limits_.admit(address_key::of(peer), current_->limits);
+        if (admitted != connection_limits::verdict::ok) {
             counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
-            spdlog::warn("connection refused: rip={} reason=\"server.max_connections reached\"",
-                         socket.remote_endpoint(ec).address().to_string());
+            spdlog::warn("connection refused: rip={} reason=\"{}\"", peer.to_string(), verdict_reason(admitted));
+            // On an implicit-TLS port nothing can be said before a handshake, and a flood is
+            // exactly when poplar should not do handshakes: closed without a reply there.
             if (!l->implicit_tls) {
                 static const std::string busy = core::err(core::resp_code::sys_temp, "too many connections, try later");
+                static const std::string waiting =
+                    core::err(core::resp_code::sys_temp, "too many connections waiting to log in, try later");
+                static const std::string from_you =
+                    core::err(core::resp_code::sys_temp, "too many connections from your address");
+                const std::string& reply = admitted == connection_limits::verdict::per_address ? from_you
+                                           : admitted == connection_limits::verdict::unauthenticated ? waiting
+                                                                                                     : busy;
                 socket.non_blocking(true, ec);
-                asio::write(socket, asio::buffer(busy), ec);
+                asio::write(socket, asio::buffer(reply), ec);
             }
             socket.close(ec);
             continue;
@@ -457,7 +499,7 @@ control::reply server::who() const {
         for (const auto& [raw, weak] : live_) {
             if (auto c = weak.lock()) {
                 connection_info i = c->info();
-                if (!i.user.empty()) {
+                if (!i.user.empty() && (i.where == phase::transaction || i.where == phase::update)) {
                     rows.push_back(std::move(i));
                 }
             }

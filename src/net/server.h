@@ -27,6 +27,7 @@
 #include "auth/authenticator.h"
 #include "config/config.h"
 #include "net/connection.h"
+#include "net/connection_limits.h"
 #include "net/control_listener.h"
 #include "net/worker_pool.h"
 #include "storage/maildrop.h"
@@ -88,6 +89,7 @@ private:
     std::vector<std::unique_ptr<loop>> loops_;  // loops_[0] also runs acceptors, control, signals
     worker_pool pool_;
     server_counters counters_;
+    connection_limits limits_;
     const generation_loader loader_;
     const server_identity identity_;
     const std::chrono::system_clock::time_point started_;

@@ -75,7 +75,11 @@ def first_message(srv, user, pw):
 
 @pytest.mark.timeout(300)
 def test_thousand_concurrent_sessions(small_env):
-    with small_env.server({"server": {"threads": 2}}) as srv:
+    # 1,000 sessions of four users from one address: what the limits are there to stop, so they
+    # are raised here (test_limits.py tests them).
+    limits = {"max_connections_per_address": SESSIONS, "max_sessions_per_user": SESSIONS,
+              "max_unauthenticated": SESSIONS}
+    with small_env.server({"server": {"threads": 2, **limits}}) as srv:
         expected = {u: first_message(srv, u, pw) for u, pw in USERS_}
         for u, (n, size, wire) in expected.items():
             assert wire in {m.wire for m in corpus.small_messages()}

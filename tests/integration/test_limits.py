@@ -1,0 +1,177 @@
+# Connection and session limits (issue 10): total, before login, per client address, per user,
+# the shorter pre-login timeout under pressure, and the total lowered to the descriptor limit so
+# that its refusal always goes out. Exact replies; every limit's log line.
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import USERS, RawClient, poplar_bin
+
+
+def client_from(srv, source, tls=False):
+    """A raw POP3 client whose socket is bound to `source` (any 127.0.0.0/8 address works)."""
+    c = RawClient.__new__(RawClient)
+    c.timeout = 20
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", srv.port))
+    c.sock, c.buf, c.host = s, bytearray(), "127.0.0.1"
+    return c
+
+
+def refused(c, reply):
+    assert c.read_until_close() == reply
+
+
+def test_per_address_limit(small_env):
+    with small_env.server({"server": {"max_connections_per_address": 3}}) as srv:
+        held = [srv.connect() for _ in range(3)]
+        for c in held:
+            c.greeting()
+        extra = srv.connect()
+        refused(extra, b"-ERR [SYS/TEMP] too many connections from your address\r\n")
+        srv.wait_log(r'warning: connection refused: rip=127\.0\.0\.1 '
+                     r'reason="server\.max_connections_per_address reached"')
+        # Another address is not affected.
+        other = client_from(srv, "127.0.0.2")
+        other.greeting()
+        other.login("bob")
+        # A slot freed is a slot again.
+        held.pop().close()
+        time.sleep(0.2)
+        again = srv.connect()
+        again.greeting()
+        for c in held + [other, again]:
+            c.close()
+
+
+def test_unauthenticated_limit_spares_logged_in_sessions(small_env):
+    with small_env.server({"server": {"max_unauthenticated": 2}}) as srv:
+        a, b = srv.connect(), srv.connect()
+        a.greeting()
+        b.greeting()
+        refused(srv.connect(), b"-ERR [SYS/TEMP] too many connections waiting to log in, try later\r\n")
+        srv.wait_log(r'reason="server\.max_unauthenticated reached"')
+        a.login("alice")   # logged in: no longer counted against the limit
+        c = srv.connect()
+        c.greeting()
+        c.login("bob")
+        assert a.cmd("STAT").startswith(b"+OK 3 ")
+        for x in (a, b, c):
+            x.close()
+
+
+def test_total_limit(small_env):
+    with small_env.server({"server": {"max_connections": 2}}) as srv:
+        a = srv.connect()
+        a.greeting()
+        b = client_from(srv, "127.0.0.3")
+        b.greeting()
+        refused(client_from(srv, "127.0.0.4"), b"-ERR [SYS/TEMP] too many connections, try later\r\n")
+        srv.wait_log(r'reason="server\.max_connections reached"')
+        a.close()
+        b.close()
+
+
+def test_total_limit_on_implicit_tls_closes_without_reply(small_env):
+    with small_env.server({"server": {"max_connections": 1}}) as srv:
+        a = srv.connect()
+        a.greeting()
+        s = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10)
+        assert s.recv(100) == b""
+        s.close()
+        srv.wait_log(r'connection refused: rip=127\.0\.0\.1 reason="server\.max_connections reached"')
+        a.close()
+
+
+def test_per_user_limit_is_in_use_and_stays_in_authorization(small_env):
+    with small_env.server({"server": {"max_sessions_per_user": 2}}) as srv:
+        s1, s2, s3 = srv.connect(), srv.connect(), srv.connect()
+        for c in (s1, s2, s3):
+            c.greeting()
+        s1.login("alice")
+        s2.login("alice")
+        assert s3.cmd("USER alice") == b"+OK\r\n"
+        assert s3.cmd(f"PASS {USERS['alice'][1]}") == b"-ERR [IN-USE] too many sessions for this user\r\n"
+        srv.wait_log(r'warning: login refused: user="alice" rip=127\.0\.0\.1 '
+                     r'reason="server\.max_sessions_per_user reached"')
+        # Still in AUTHORIZATION: another account logs in on the same connection.
+        s3.login("bob")
+        assert s1.cmd("QUIT") == b"+OK signing off\r\n"
+        s1.read_until_close()
+        time.sleep(0.2)
+        s4 = srv.connect()
+        s4.greeting()
+        s4.login("alice")
+        for c in (s2, s3, s4):
+            c.close()
+
+
+@pytest.mark.timeout(60)
+def test_prelogin_timeout_shortens_under_pressure(small_env):
+    with small_env.server({"server": {"max_unauthenticated": 4}, "pop3": {"login_timeout": "60s"}}) as srv:
+        idle = [srv.connect() for _ in range(3)]   # 3 of 4: over half in use
+        for c in idle:
+            c.greeting()
+        t0 = time.monotonic()
+        c = idle[-1]
+        assert c.read_until_close() == b"-ERR autologout: idle for too long\r\n"
+        waited = time.monotonic() - t0
+        assert 3.5 < waited < 10, waited
+        for x in idle:
+            x.close()
+
+
+@pytest.mark.timeout(60)
+def test_no_pressure_keeps_the_configured_login_timeout(small_env):
+    with small_env.server({"server": {"max_unauthenticated": 100}, "pop3": {"login_timeout": "8s"}}) as srv:
+        c = srv.connect()
+        c.greeting()
+        t0 = time.monotonic()
+        assert c.read_until_close() == b"-ERR autologout: idle for too long\r\n"
+        assert 7 < time.monotonic() - t0 < 14
+
+
+@pytest.mark.timeout(90)
+def test_total_is_lowered_to_the_descriptor_limit_and_the_refusal_still_goes_out(small_env):
+    # 300 descriptors, 2 workers: (300 - 128 - 2*2) / 2 = 84 connections.
+    cfg = small_env.write_config({"server": {"threads": 1, "worker_threads": 2, "max_connections": 20000}})
+    log_path = small_env.root + "/nofile.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["prlimit", "--nofile=300:300", poplar_bin(), "serve", "--config", cfg],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        text = ""
+        while "listening: control" not in text:
+            assert proc.poll() is None and time.monotonic() < deadline, text
+            time.sleep(0.05)
+            text = open(log_path).read()
+        assert ("warning: server.max_connections 20000 lowered to 84: the descriptor limit is 300 "
+                "(2 per connection, 132 kept for the server); raise LimitNOFILE") in text, text
+        port = int(text.split("listening: pop3 127.0.0.1:")[1].split()[0])
+        held = []
+        for i in range(84):
+            s = socket.socket()
+            s.settimeout(20)
+            s.bind((f"127.0.0.{10 + i // 40}", 0))   # stay under the per-address limit of 50
+            s.connect(("127.0.0.1", port))
+            assert s.recv(100).startswith(b"+OK poplar ready")
+            held.append(s)
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        got = b""
+        while True:
+            chunk = s.recv(100)
+            if not chunk:
+                break
+            got += chunk
+        assert got == b"-ERR [SYS/TEMP] too many connections, try later\r\n"
+        assert "accept failed" not in open(log_path).read()
+        for h in held:
+            h.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
