@@ -175,3 +175,82 @@ def test_total_is_lowered_to_the_descriptor_limit_and_the_refusal_still_goes_out
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def timed_login(srv, source, user="bob"):
+    t0 = time.monotonic()
+    c = client_from(srv, source)
+    c.greeting()
+    c.login(user)
+    assert c.cmd("QUIT") == b"+OK signing off\r\n"
+    c.close()
+    return time.monotonic() - t0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("slow", [False, True], ids=["idle", "slow"])
+def test_one_address_flood_does_not_hurt_other_addresses(small_env, slow):
+    """5,000 connections from 127.0.0.1 (idle, or sending a byte every 2 s): other addresses'
+    logins never fail and stay fast, and the server's memory comes back down afterwards."""
+    with small_env.server({"server": {"threads": 2}}) as srv:
+        for _ in range(3):
+            timed_login(srv, "127.0.0.2")   # warm: caches, allocator
+        before = rss_kib(srv.proc.pid)
+        flood = []
+        refused_count = 0
+        latencies = []
+        for i in range(5000):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", srv.port))
+            except BlockingIOError:
+                pass
+            flood.append(s)
+            if i % 500 == 499:
+                latencies.append(timed_login(srv, "127.0.0.2"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for s in flood:
+                if slow:
+                    try:
+                        s.send(b"N")
+                    except (BlockingIOError, OSError):
+                        pass
+            latencies.append(timed_login(srv, "127.0.0.3"))
+            if len(latencies) >= 20:
+                break
+            time.sleep(0.5 if not slow else 2)
+        held = 0
+        for s in flood:
+            try:
+                data = s.recv(200)
+            except BlockingIOError:
+                continue
+            except OSError:
+                refused_count += 1
+                continue
+            if data.startswith(b"-ERR [SYS/TEMP] too many connections from your address"):
+                refused_count += 1
+            elif data.startswith(b"+OK poplar ready"):
+                held += 1
+        assert held <= 50, held
+        assert refused_count >= 4000, refused_count
+        latencies.sort()
+        assert latencies[len(latencies) // 2] < 0.05, latencies
+        for s in flood:
+            s.close()
+        srv.wait_log(r'reason="server\.max_connections_per_address reached"')
+        time.sleep(1.0)
+        after = rss_kib(srv.proc.pid)
+        # Back near the start: the refused connections left nothing behind.
+        assert after - before < 8 * 1024, (before, after)
+        assert timed_login(srv, "127.0.0.2") < 0.5
