@@ -11,6 +11,7 @@ std::string_view code_text(resp_code code) {
         case resp_code::sys_temp: return "[SYS/TEMP] ";
         case resp_code::sys_perm: return "[SYS/PERM] ";
         case resp_code::in_use: return "[IN-USE] ";
+        case resp_code::login_delay: return "[LOGIN-DELAY] ";
     }
     return {};
 }

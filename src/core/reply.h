@@ -14,6 +14,7 @@ enum class resp_code {
     sys_temp,  // RFC 3206 §5: temporary system problem, try again later
     sys_perm,  // RFC 3206 §5: permanent system problem
     in_use,    // RFC 2449 §8.1.1: the maildrop is locked by another session
+    login_delay,  // RFC 2449 §8.1.2: the user logged in too recently (pop3.login_delay)
 };
 
 // "+OK text\r\n" ("+OK\r\n" for empty text).

@@ -408,6 +408,14 @@ asio::awaitable<bool> connection::perform(core::step st) {
         co_return co_await perform(std::move(next));
     }
     if (auto* o = std::get_if<core::effect::open_maildrop>(&st.next)) {
+        const std::chrono::seconds login_delay(ctx_.policy.login_delay);
+        if (login_delay.count() > 0 && ctx_.limits.too_soon(o->user, std::chrono::steady_clock::now(), login_delay)) {
+            spdlog::info("login refused: user=\"{}\" rip={} reason=\"pop3.login_delay: last login less than {}s ago\"",
+                         util::log_escape(o->user), peer_, login_delay.count());
+            core::step next = session_->on_login_refused(
+                core::resp_code::login_delay, fmt::format("wait {} seconds between logins", login_delay.count()));
+            co_return co_await perform(std::move(next));
+        }
         // Counted before the open, so that many logins of one user at once cannot all pass.
         if (!ctx_.limits.login(o->user, ctx_.server.max_sessions_per_user)) {
             spdlog::warn("login refused: user=\"{}\" rip={} reason=\"server.max_sessions_per_user reached\"",
@@ -436,6 +444,9 @@ asio::awaitable<bool> connection::perform(core::step st) {
                 tls_->set_cleanse_plaintext(false);  // no more secrets from the client (STYLE.md habit 3)
             }
             ctx_.counters.logins.fetch_add(1, std::memory_order_relaxed);
+            if (login_delay.count() > 0) {
+                ctx_.limits.note_login(o->user, std::chrono::steady_clock::now(), login_delay);
+            }
             {
                 std::lock_guard lock(info_mutex_);
                 logged_in_at_ = std::chrono::system_clock::now();

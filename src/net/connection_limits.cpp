@@ -88,6 +88,25 @@ void connection_limits::logout(const std::string& user) {
     ++unauthenticated_;
 }
 
+bool connection_limits::too_soon(const std::string& user, std::chrono::steady_clock::time_point now,
+                                 std::chrono::seconds delay) const {
+    std::lock_guard lock(mutex_);
+    auto it = last_login_.find(user);
+    return it != last_login_.end() && now - it->second < delay;
+}
+
+void connection_limits::note_login(const std::string& user, std::chrono::steady_clock::time_point now,
+                                   std::chrono::seconds delay) {
+    std::lock_guard lock(mutex_);
+    if (last_login_.size() >= max_login_times && last_login_.find(user) == last_login_.end()) {
+        std::erase_if(last_login_, [&](const auto& e) { return now - e.second >= delay; });
+        if (last_login_.size() >= max_login_times) {
+            return;  // a million users logged in within the delay: this one goes unrecorded
+        }
+    }
+    last_login_[user] = now;
+}
+
 std::size_t connection_limits::unauthenticated() const {
     std::lock_guard lock(mutex_);
     return unauthenticated_;

@@ -10,6 +10,7 @@
 #include <asio/ip/address.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -57,6 +58,14 @@ public:
     // Undoes login() when the maildrop then failed to open: unauthenticated again.
     void logout(const std::string& user);
 
+    // LOGIN-DELAY (RFC 2449 §6.5): true when `user` last logged in less than `delay` before
+    // `now`. note_login() records a login that succeeded. Entries older than the delay mean
+    // nothing and are swept when the table reaches max_login_times, so it stays bounded.
+    bool too_soon(const std::string& user, std::chrono::steady_clock::time_point now,
+                  std::chrono::seconds delay) const;
+    void note_login(const std::string& user, std::chrono::steady_clock::time_point now, std::chrono::seconds delay);
+    static constexpr std::size_t max_login_times = 1'000'000;  // about 100 MiB at worst
+
     std::size_t unauthenticated() const;
     std::size_t total() const;
 
@@ -66,6 +75,7 @@ private:
     std::size_t unauthenticated_ = 0;
     std::unordered_map<address_key, std::size_t, address_key_hash> per_address_;
     std::unordered_map<std::string, std::size_t> per_user_;
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> last_login_;
 };
 
 const char* verdict_reason(connection_limits::verdict v);

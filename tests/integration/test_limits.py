@@ -254,3 +254,29 @@ def test_one_address_flood_does_not_hurt_other_addresses(small_env, slow):
         # Back near the start: the refused connections left nothing behind.
         assert after - before < 8 * 1024, (before, after)
         assert timed_login(srv, "127.0.0.2") < 0.5
+
+
+@pytest.mark.timeout(60)
+def test_login_delay_is_enforced_per_user(small_env):
+    with small_env.server({"pop3": {"login_delay": 3}}) as srv:
+        with srv.connect() as c:
+            c.greeting()
+            first, raw = c.cmd_multi("CAPA")
+            assert b"\r\nLOGIN-DELAY 3\r\n" in raw
+            c.login("alice")
+            assert c.cmd("QUIT") == b"+OK signing off\r\n"
+        with srv.connect() as c:
+            c.greeting()
+            assert c.cmd("USER alice") == b"+OK\r\n"
+            assert c.cmd(f"PASS {USERS['alice'][1]}") == b"-ERR [LOGIN-DELAY] wait 3 seconds between logins\r\n"
+            # A wrong password is still just wrong: the delay is not an oracle for it.
+            assert c.cmd("USER alice") == b"+OK\r\n"
+            assert c.cmd("PASS wrong").startswith(b"-ERR [AUTH] ")
+            # Another user is not delayed, on the same connection.
+            c.login("bob")
+        srv.wait_log(r'info: login refused: user="alice" rip=127\.0\.0\.1 '
+                     r'reason="pop3\.login_delay: last login less than 3s ago"')
+        time.sleep(3.2)
+        with srv.connect() as c:
+            c.greeting()
+            c.login("alice")
