@@ -42,6 +42,7 @@ const std::vector<section_schema>& schema() {
           "cache_size"}},
         {"pop3", {"expire", "login_delay", "login_timeout", "idle_timeout", "write_timeout", "max_bad_commands"}},
         {"control", {"socket", "mode", "group"}},
+        {"alerts", {"window", "retr_messages", "retr_bytes", "dele_messages", "addresses"}},
         {"log", {"level"}},
     };
     return s;
@@ -609,6 +610,19 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
         r.integer(pop3, "pop3", "max_bad_commands", 1, 1000).value_or(c.policy.max_bad_commands));
 
     c.control = r.control(root);
+
+    const toml::table* alerts = r.section(root, "alerts");
+    c.alerts.window = std::chrono::duration_cast<std::chrono::seconds>(
+        r.duration(alerts, "alerts", "window", std::chrono::minutes(1), std::chrono::hours(24 * 7))
+            .value_or(c.alerts.window));
+    auto threshold = [&](std::string_view key, std::uint64_t fallback) {
+        return static_cast<std::uint64_t>(
+            r.integer(alerts, "alerts", key, 0, 1'000'000'000'000'000LL).value_or(static_cast<std::int64_t>(fallback)));
+    };
+    c.alerts.retr_messages = threshold("retr_messages", c.alerts.retr_messages);
+    c.alerts.retr_bytes = threshold("retr_bytes", c.alerts.retr_bytes);
+    c.alerts.dele_messages = threshold("dele_messages", c.alerts.dele_messages);
+    c.alerts.addresses = threshold("addresses", c.alerts.addresses);
 
     const toml::table* log = r.section(root, "log");
     // "warning" too: the log lines themselves say "warning:".

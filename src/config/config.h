@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/session.h"
+#include "detect/usage_alerts.h"
 #include "storage/maildrop.h"
 #include "util/result.h"
 
@@ -83,6 +84,7 @@ struct config {
     core::session_policy policy;
     timeouts timeout;
     control_settings control;
+    detect::alert_thresholds alerts;
     std::string log_level = "info";
 };
 

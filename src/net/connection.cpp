@@ -447,6 +447,10 @@ asio::awaitable<bool> connection::perform(core::step st) {
             if (login_delay.count() > 0) {
                 ctx_.limits.note_login(o->user, std::chrono::steady_clock::now(), login_delay);
             }
+            detect::usage_alerts::address from{};
+            std::copy(address_.bytes.begin(), address_.bytes.end(), from.begin());
+            from[16] = address_.v6 ? 1 : 0;
+            report(ctx_.usage.login(o->user, from, std::chrono::steady_clock::now(), ctx_.alert_thresholds), o->user);
             {
                 std::lock_guard lock(info_mutex_);
                 logged_in_at_ = std::chrono::system_clock::now();
@@ -480,6 +484,11 @@ asio::awaitable<bool> connection::perform(core::step st) {
                           util::log_escape(session_->user()), peer_, util::log_escape(removed.error().detail, 512));
         }
         core::step next = session_->on_commit_done(removed);
+        if (removed && session_->stats().dele > 0) {
+            report(ctx_.usage.deleted(session_->user(), session_->stats().dele, std::chrono::steady_clock::now(),
+                                      ctx_.alert_thresholds),
+                   session_->user());
+        }
         co_return co_await perform(std::move(next));
     }
     if (std::holds_alternative<core::effect::close>(st.next)) {
@@ -626,6 +635,9 @@ asio::awaitable<bool> connection::send_message(const core::effect::send_message&
     encoder.finish(out_);
     if (!msg.top_lines) {
         session_->note_retrieved(index);
+        report(ctx_.usage.retrieved(session_->user(), drop->messages()[index].virtual_size,
+                                    std::chrono::steady_clock::now(), ctx_.alert_thresholds),
+               session_->user());
     }
     co_return true;
 }
@@ -653,6 +665,17 @@ asio::awaitable<bool> connection::start_tls() {
     tls_on_.store(true, std::memory_order_relaxed);
     core::step next = session_->on_tls_established();
     co_return co_await perform(std::move(next));
+}
+
+// An account crossed a usage threshold ([alerts]): one warning line, for log monitoring, and
+// the counter behind `poplar stats` and the metrics.
+void connection::report(const std::optional<detect::alert>& a, const std::string& user) {
+    if (!a) {
+        return;
+    }
+    ctx_.counters.alerts[static_cast<int>(a->kind)].fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("alert: user=\"{}\" rip={} kind={} value={} threshold={} window={}s", util::log_escape(user), peer_,
+                 detect::name(a->kind), a->value, a->threshold, ctx_.alert_thresholds.window.count());
 }
 
 void connection::log_session_end() const {

@@ -46,6 +46,7 @@ struct server_counters {
     std::atomic<std::uint64_t> ended[7] = {};  // by connection::end_reason
     std::atomic<std::uint64_t> reloads{0};
     std::atomic<std::uint64_t> reload_failures{0};
+    std::atomic<std::uint64_t> alerts[4] = {};  // by detect::alert_kind
 };
 
 // Everything a connection shares with the server under one configuration generation. A reload
@@ -62,6 +63,8 @@ struct connection_context {
     server_counters& counters;
     connection_limits& limits;
     const config::server_settings& server;  // the per-user limit, max_unauthenticated
+    detect::usage_alerts& usage;              // shared by every generation, like limits
+    const detect::alert_thresholds& alert_thresholds;
 };
 
 // Where a session is, for `poplar status` and `poplar who`.
@@ -120,6 +123,7 @@ private:
     std::chrono::milliseconds login_timeout_now() const;
     void start_watchdog();
     void log_session_end() const;
+    void report(const std::optional<detect::alert>& a, const std::string& user);
 
     // First, so that it is set before ctx_ refers into it.
     const std::shared_ptr<const connection_context> ctx_holder_;

@@ -189,7 +189,7 @@ std::shared_ptr<server::live_generation> server::make_live(std::shared_ptr<const
         g,
         connection_context{c.policy, c.timeout, *g->auth, *g->store, c.storage.locking, pool_, g->tls.get(),
                            c.server.hostname.empty() ? default_hostname() : c.server.hostname, counters_, limits_,
-                           g->cfg.server},
+                           g->cfg.server, usage_, g->cfg.alerts},
         connection_limits::settings{total, c.server.max_unauthenticated, c.server.max_connections_per_address,
                                     c.server.max_sessions_per_user}});
     return live;
@@ -567,6 +567,9 @@ control::reply server::stats() const {
                                        connection::reason_name(static_cast<connection::end_reason>(r)));
         std::replace(name.begin(), name.end(), '-', '_');
         line(name, v(c.ended[r]));
+    }
+    for (int k = 0; k < 4; ++k) {
+        line(fmt::format("alerts_{}_total", detect::name(static_cast<detect::alert_kind>(k))), v(c.alerts[k]));
     }
     line("reloads_total", v(c.reloads));
     line("reload_failures_total", v(c.reload_failures));

@@ -90,6 +90,7 @@ private:
     worker_pool pool_;
     server_counters counters_;
     connection_limits limits_;
+    detect::usage_alerts usage_;
     const generation_loader loader_;
     const server_identity identity_;
     const std::chrono::system_clock::time_point started_;
