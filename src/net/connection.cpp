@@ -390,7 +390,9 @@ asio::awaitable<bool> connection::perform(core::step st) {
         std::optional<auth::sasl_mechanism::step_result> stepped = mech->try_step_without_blocking(resp.view());
         if (!stepped) {
             auto job = [mech, resp = std::move(resp)]() { return mech->step(resp.view()); };
-            auth::sasl_mechanism::step_result on_pool = co_await ctx_.pool.async_run(std::move(job));
+            // In turn per client address: a guesser's queue of hashes does not delay others.
+            auth::sasl_mechanism::step_result on_pool =
+                co_await ctx_.pool.async_run_fair(address_key_hash{}(address_), std::move(job));
             stepped = std::move(on_pool);
         }
         auth::sasl_mechanism::step_result r = std::move(*stepped);

@@ -13,10 +13,21 @@
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <memory>
 #include <type_traits>
+
+#include "net/fair_queue.h"
 #include <utility>
 
 namespace poplar::net {
+
+// A queued job for async_run_fair: the completion lambda, type-erased for the fair_queue.
+template <class Fn>
+struct fair_job final : fair_queue::job {
+    explicit fair_job(Fn f) : fn(std::move(f)) {}
+    void run() override { fn(); }
+    Fn fn;
+};
 
 class worker_pool {
 public:
@@ -29,18 +40,28 @@ public:
     // pass a named job with std::move, and nothing here is a temporary of the caller's co_await.
     template <class F, class Token = asio::use_awaitable_t<>>
     auto async_run(F&& f, Token&& token = {}) {
-        using job = std::decay_t<F>;
-        using R = std::invoke_result_t<job&>;
+        using task = std::decay_t<F>;
+        using R = std::invoke_result_t<task&>;
         return asio::async_initiate<Token, void(R)>(
-            [this](auto handler, job fn) {
-                auto work = asio::make_work_guard(asio::get_associated_executor(handler));
-                asio::post(pool_, [handler = std::move(handler), fn = std::move(fn), work = std::move(work)]() mutable {
-                    R r = fn();
-                    auto ex = work.get_executor();
-                    asio::dispatch(ex, [handler = std::move(handler), r = std::move(r)]() mutable {
-                        std::move(handler)(std::move(r));
-                    });
-                    work.reset();
+            [this](auto handler, task fn) { asio::post(pool_, completion<R>(std::move(handler), std::move(fn))); },
+            token, std::forward<F>(f));
+    }
+
+    // As async_run(), but jobs are taken in turn per `client` (fair_queue.h): for work whose
+    // amount a client decides, such as password verifications.
+    template <class F, class Token = asio::use_awaitable_t<>>
+    auto async_run_fair(std::size_t client, F&& f, Token&& token = {}) {
+        using task = std::decay_t<F>;
+        using R = std::invoke_result_t<task&>;
+        return asio::async_initiate<Token, void(R)>(
+            [this, client](auto handler, task fn) {
+                auto run = completion<R>(std::move(handler), std::move(fn));
+                fair_.push(client, std::make_unique<fair_job<decltype(run)>>(std::move(run)));
+                // One runner per job: each takes whichever job is next in turn, not its own.
+                asio::post(pool_, [this] {
+                    if (auto next = fair_.pop()) {
+                        next->run();
+                    }
                 });
             },
             token, std::forward<F>(f));
@@ -51,6 +72,22 @@ public:
     void join() { pool_.join(); }
 
 private:
+    // What a worker runs: the job, then its result handed to the caller's executor. The work
+    // guard keeps that executor's loop alive while the job is out.
+    template <class R, class Handler, class Task>
+    static auto completion(Handler handler, Task fn) {
+        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+        return [handler = std::move(handler), fn = std::move(fn), work = std::move(work)]() mutable {
+            R r = fn();
+            auto ex = work.get_executor();
+            asio::dispatch(ex, [handler = std::move(handler), r = std::move(r)]() mutable {
+                std::move(handler)(std::move(r));
+            });
+            work.reset();
+        };
+    }
+
+    fair_queue fair_;  // before pool_: the pool's threads use it until join()
     asio::thread_pool pool_;
 };
 
