@@ -40,6 +40,7 @@ const std::vector<section_schema>& schema() {
           "cache_size"}},
         {"pop3", {"expire", "login_delay", "login_timeout", "idle_timeout", "write_timeout", "max_bad_commands"}},
         {"control", {"socket", "mode", "group"}},
+        {"metrics", {"listen"}},
         {"log", {"level"}},
     };
     return s;
@@ -600,6 +601,16 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
         r.integer(pop3, "pop3", "max_bad_commands", 1, 1000).value_or(c.policy.max_bad_commands));
 
     c.control = r.control(root);
+
+    const toml::table* metrics = r.section(root, "metrics");
+    if (auto l = r.string(metrics, "metrics", "listen")) {
+        auto ep = parse_endpoint(*l);
+        if (ep) {
+            c.metrics.listen = ep.value();
+        } else {
+            r.fail("metrics.listen", ep.error(), metrics->get("listen"));
+        }
+    }
 
     const toml::table* log = r.section(root, "log");
     // "warning" too: the log lines themselves say "warning:".

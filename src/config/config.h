@@ -61,6 +61,12 @@ struct control_settings {
     std::string group;                                          // group of the socket file; empty: unchanged
 };
 
+// The Prometheus metrics endpoint (docs/operations.md "Metrics and alerts"): plain HTTP without
+// authentication, so it is off unless configured, and belongs on loopback or a management network.
+struct metrics_settings {
+    std::optional<endpoint> listen;  // absent: no metrics endpoint
+};
+
 struct timeouts {
     std::chrono::milliseconds login = limits::default_idle_timeout_authorization;
     std::chrono::milliseconds idle = limits::default_idle_timeout_transaction;
@@ -77,6 +83,7 @@ struct config {
     core::session_policy policy;
     timeouts timeout;
     control_settings control;
+    metrics_settings metrics;
     std::string log_level = "info";
 };
 
