@@ -43,6 +43,7 @@ const std::vector<section_schema>& schema() {
         {"pop3", {"expire", "login_delay", "login_timeout", "idle_timeout", "write_timeout", "max_bad_commands"}},
         {"control", {"socket", "mode", "group"}},
         {"alerts", {"window", "retr_messages", "retr_bytes", "dele_messages", "addresses"}},
+        {"metrics", {"listen"}},
         {"log", {"level"}},
     };
     return s;
@@ -623,6 +624,15 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
     c.alerts.retr_bytes = threshold("retr_bytes", c.alerts.retr_bytes);
     c.alerts.dele_messages = threshold("dele_messages", c.alerts.dele_messages);
     c.alerts.addresses = threshold("addresses", c.alerts.addresses);
+    const toml::table* metrics = r.section(root, "metrics");
+    if (auto l = r.string(metrics, "metrics", "listen")) {
+        auto ep = parse_endpoint(*l);
+        if (ep) {
+            c.metrics.listen = ep.value();
+        } else {
+            r.fail("metrics.listen", ep.error(), metrics->get("listen"));
+        }
+    }
 
     const toml::table* log = r.section(root, "log");
     // "warning" too: the log lines themselves say "warning:".

@@ -68,6 +68,12 @@ struct control_settings {
     std::string group;                                          // group of the socket file; empty: unchanged
 };
 
+// The Prometheus metrics endpoint (docs/operations.md "Metrics and alerts"): plain HTTP without
+// authentication, so it is off unless configured, and belongs on loopback or a management network.
+struct metrics_settings {
+    std::optional<endpoint> listen;  // absent: no metrics endpoint
+};
+
 struct timeouts {
     std::chrono::milliseconds login = limits::default_idle_timeout_authorization;
     std::chrono::milliseconds idle = limits::default_idle_timeout_transaction;
@@ -85,6 +91,7 @@ struct config {
     timeouts timeout;
     control_settings control;
     detect::alert_thresholds alerts;
+    metrics_settings metrics;
     std::string log_level = "info";
 };
 

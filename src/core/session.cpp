@@ -195,6 +195,7 @@ step session::cmd_capa() const {
 
 step session::cmd_user(const command& cmd) {
     if (!plaintext_allowed()) {
+        ++stats_.plaintext_refused;
         return bad_command(plaintext_refused());
     }
     bad_commands_ = 0;
@@ -207,6 +208,7 @@ step session::cmd_pass(const command& cmd) {
         return bad_command(err("send USER first"));
     }
     if (!plaintext_allowed()) {  // policy may not have changed, but never trust call order
+        ++stats_.plaintext_refused;
         return bad_command(plaintext_refused());
     }
     bad_commands_ = 0;
@@ -228,6 +230,7 @@ step session::cmd_apop(const command& cmd) {
     if (!apop_allowed()) {
         // The same refusal USER/PASS gets: the digest just crossed in clear, but telling the
         // client to use STLS is the only help left.
+        ++stats_.plaintext_refused;
         return bad_command(plaintext_refused());
     }
     if (!greeting_has_timestamp_) {
@@ -261,9 +264,11 @@ step session::cmd_auth(const command& cmd) {
         }
     }
     if (!found) {
+        ++stats_.malformed_auth;
         return bad_command(err("unsupported authentication mechanism"));
     }
     if (found->sends_plaintext && !plain_ok) {
+        ++stats_.plaintext_refused;
         return bad_command(plaintext_refused());
     }
     bad_commands_ = 0;
@@ -289,6 +294,7 @@ step session::cmd_auth(const command& cmd) {
     std::optional<std::string> decoded =
         cmd.args[1] == "=" ? std::optional<std::string>(std::string()) : util::base64_decode(cmd.args[1]);
     if (!decoded) {
+        ++stats_.malformed_auth;
         return bad_command(err("invalid base64 data"));
     }
     return start_exchange(std::move(mech), found->name, std::move(*decoded));
@@ -305,6 +311,7 @@ step session::sasl_response(std::string_view line) {
     if (!decoded) {
         mechanism_.reset();
         state_ = state::authorization;
+        ++stats_.malformed_auth;
         return bad_command(err("invalid base64 data"));
     }
     state_ = state::authorization;

@@ -99,6 +99,9 @@ struct session_stats {
     std::uint64_t retr_bytes = 0;  // virtual sizes of retrieved messages
     unsigned top = 0;
     unsigned dele = 0;             // messages removed at QUIT
+    // Login attempts refused before any credential was checked (the metrics' auth failure classes).
+    unsigned plaintext_refused = 0;  // USER/PASS, APOP or a plaintext SASL mechanism where not allowed
+    unsigned malformed_auth = 0;     // invalid base64, an unknown SASL mechanism
 };
 
 class session {

@@ -307,9 +307,16 @@ asio::awaitable<void> connection::run() {
             if (!ev) {
                 break;
             }
+            // Timed from the line's arrival in the framer to its reply being queued: the session,
+            // the auth check or maildrop open it starts, the failure delay (docs/operations.md).
+            const auto began = std::chrono::steady_clock::now();
+            const std::size_t command = session_->current_state() == core::session::state::sasl
+                                            ? metrics::auth_command_index
+                                            : metrics::command_index(ev->text);
             core::step st = ev->what == core::line_framer::event::kind::line ? session_->on_line(ev->text)
                                                                              : session_->on_line_too_long();
             open = co_await perform(std::move(st));
+            time_command(command, std::chrono::steady_clock::now() - began);
             framer_.set_max_line(session_->max_line());
             if (open && out_.size() >= limits::max_batched_output) {
                 open = co_await flush();
@@ -445,7 +452,7 @@ asio::awaitable<bool> connection::perform(core::step st) {
             if (tls_) {
                 tls_->set_cleanse_plaintext(false);  // no more secrets from the client (STYLE.md habit 3)
             }
-            ctx_.counters.logins.fetch_add(1, std::memory_order_relaxed);
+            ctx_.counters.count(ctx_.counters.logins[metrics::mechanism_index(session_->mechanism_name())]);
             if (login_delay.count() > 0) {
                 ctx_.limits.note_login(o->user, std::chrono::steady_clock::now(), login_delay);
             }
@@ -459,6 +466,7 @@ asio::awaitable<bool> connection::perform(core::step st) {
             }
             set_phase(phase::transaction);
         } else {
+            ctx_.counters.count(ctx_.counters.storage_errors[static_cast<int>(metrics::storage_error::maildrop_open)]);
             spdlog::warn("maildrop open failed: user=\"{}\" rip={} error=\"{}\"", util::log_escape(o->user), peer_,
                          util::log_escape(opened.error().detail, 512));
             // Back in AUTHORIZATION: no longer one of the user's sessions.
@@ -482,6 +490,7 @@ asio::awaitable<bool> connection::perform(core::step st) {
         auto job = [drop, indices = std::move(c->indices)]() { return drop->remove(indices); };
         auto removed = co_await ctx_.pool.async_run(std::move(job));
         if (!removed) {
+            ctx_.counters.count(ctx_.counters.storage_errors[static_cast<int>(metrics::storage_error::remove)]);
             spdlog::error("removing deleted messages failed: user=\"{}\" rip={} error=\"{}\"",
                           util::log_escape(session_->user()), peer_, util::log_escape(removed.error().detail, 512));
         }
@@ -598,6 +607,8 @@ asio::awaitable<bool> connection::send_message(const core::effect::send_message&
         };
         auto opened = co_await ctx_.pool.async_run(std::move(open_job));
         if (!opened) {
+            ctx_.counters.count(
+                ctx_.counters.storage_errors[static_cast<int>(metrics::storage_error::message_unavailable)]);
             spdlog::warn("message unavailable: user=\"{}\" rip={} msn={} error=\"{}\"", util::log_escape(session_->user()),
                          peer_, index + 1, util::log_escape(opened.error().detail, 512));
             core::step next = session_->on_message_unavailable(opened.error());
@@ -626,6 +637,7 @@ asio::awaitable<bool> connection::send_message(const core::effect::send_message&
         if (!got) {
             // +OK is already out: the only honest signal left is to drop the connection, so the
             // client sees no terminating "." and does not take a truncated message as whole.
+            ctx_.counters.count(ctx_.counters.storage_errors[static_cast<int>(metrics::storage_error::read)]);
             spdlog::error("read failed mid-message: user=\"{}\" rip={} msn={} error=\"{}\"",
                           util::log_escape(session_->user()), peer_, index + 1,
                           util::log_escape(got.error().detail, 512));
@@ -660,6 +672,7 @@ asio::awaitable<bool> connection::start_tls() {
     co_await tls_->async_handshake(ec);
     if (ec) {
         spdlog::info("stls handshake failed: rip={} error=\"{}\"", peer_, util::log_escape(ec.message()));
+        ctx_.counters.count(ctx_.counters.tls_handshake_failures);
         tls_.reset();
         reason_ = end_reason::error;
         co_return false;
@@ -680,6 +693,13 @@ void connection::report(const std::optional<detect::alert>& a, const std::string
                  detect::name(a->kind), a->value, a->threshold, ctx_.alert_thresholds.window.count());
 }
 
+void connection::time_command(std::size_t command, std::chrono::steady_clock::duration took) {
+    const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+    server_counters::latency& h = ctx_.counters.command_latency[command];
+    h.buckets[metrics::latency_bucket(ns)].fetch_add(1, std::memory_order_relaxed);
+    h.sum_ns.fetch_add(ns, std::memory_order_relaxed);
+}
+
 void connection::log_session_end() const {
     const core::session_stats no_stats;
     const core::session_stats& s = session_ ? session_->stats() : no_stats;
@@ -689,6 +709,8 @@ void connection::log_session_end() const {
     n.retr_bytes.fetch_add(s.retr_bytes, std::memory_order_relaxed);
     n.top.fetch_add(s.top, std::memory_order_relaxed);
     n.dele.fetch_add(s.dele, std::memory_order_relaxed);
+    n.auth_plaintext_refused.fetch_add(s.plaintext_refused, std::memory_order_relaxed);
+    n.auth_malformed.fetch_add(s.malformed_auth, std::memory_order_relaxed);
     n.bytes_in.fetch_add(bytes_in_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     n.bytes_out.fetch_add(bytes_out_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     n.ended[static_cast<int>(reason_)].fetch_add(1, std::memory_order_relaxed);

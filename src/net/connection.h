@@ -21,32 +21,51 @@
 #include "core/output_buffer.h"
 #include "core/session.h"
 #include "net/connection_limits.h"
+#include "net/metrics.h"
 #include "net/tls_stream.h"
 #include "net/worker_pool.h"
 #include "storage/maildrop.h"
 
 namespace poplar::net {
 
-// Server-wide counters (`poplar stats`), shared by every connection of every configuration
-// generation. Relaxed atomics: each is an independent tally, read now and then by an admin.
+// Server-wide counters (`poplar stats`, the metrics endpoint), shared by every connection of every
+// configuration generation. Relaxed atomics: each is an independent tally, read now and then by
+// an admin or a scrape; counting costs one uncontended add, no lock and no allocation.
 struct server_counters {
     std::atomic<std::uint64_t> connections{0};          // accepted and served
     std::atomic<std::uint64_t> connections_refused{0};  // server.max_connections reached
-    std::atomic<std::uint64_t> logins{0};
+    std::atomic<std::uint64_t> logins[metrics::mechanisms.size()] = {};  // by metrics::mechanism_index
     std::atomic<std::uint64_t> auth_failures{0};     // wrong credentials ("auth failed")
     std::atomic<std::uint64_t> auth_unavailable{0};  // user database down ("auth unavailable")
     std::atomic<std::uint64_t> tls_handshake_failures{0};
+    std::atomic<std::uint64_t> storage_errors[metrics::storage_error_names.size()] = {};
+    // Authentication penalties and blocks: the penalty engine (issue 10) counts here, in
+    // src/net/connection.cpp where it slows down or refuses an attempt. The metrics endpoint
+    // already exports both (poplar_auth_penalties_total, poplar_auth_blocks_total).
+    std::atomic<std::uint64_t> auth_penalties{0};
+    std::atomic<std::uint64_t> auth_blocks{0};
     // Added when a session ends, so sessions still running are not counted yet.
+    std::atomic<std::uint64_t> auth_plaintext_refused{0};
+    std::atomic<std::uint64_t> auth_malformed{0};
     std::atomic<std::uint64_t> retr{0};
     std::atomic<std::uint64_t> retr_bytes{0};
     std::atomic<std::uint64_t> top{0};
     std::atomic<std::uint64_t> dele{0};
     std::atomic<std::uint64_t> bytes_in{0};
     std::atomic<std::uint64_t> bytes_out{0};
-    std::atomic<std::uint64_t> ended[7] = {};  // by connection::end_reason
+    std::atomic<std::uint64_t> ended[metrics::end_reason_names.size()] = {};  // by connection::end_reason
     std::atomic<std::uint64_t> reloads{0};
     std::atomic<std::uint64_t> reload_failures{0};
     std::atomic<std::uint64_t> alerts[4] = {};  // by detect::alert_kind
+    // Command latency, one histogram per command name. Each on its own cache line, so the event
+    // loops timing different commands do not contend; buckets are not cumulative here.
+    struct alignas(64) latency {
+        std::atomic<std::uint64_t> buckets[metrics::latency_buckets] = {};
+        std::atomic<std::uint64_t> sum_ns{0};
+    };
+    latency command_latency[metrics::commands.size()];
+
+    void count(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };
 
 // Everything a connection shares with the server under one configuration generation. A reload
@@ -101,6 +120,8 @@ public:
 
     // A consistent-enough picture for the admin (any thread).
     connection_info info() const;
+    // Just the phase, without the copies info() makes (a scrape counts every session).
+    phase current_phase() const { return phase_.load(std::memory_order_relaxed); }
 
     enum class end_reason { quit, disconnect, timeout, shutdown, error, closed_by_server, kicked };
     static const char* reason_name(end_reason r);
@@ -124,6 +145,7 @@ private:
     void start_watchdog();
     void log_session_end() const;
     void report(const std::optional<detect::alert>& a, const std::string& user);
+    void time_command(std::size_t command, std::chrono::steady_clock::duration took);
 
     // First, so that it is set before ctx_ refers into it.
     const std::shared_ptr<const connection_context> ctx_holder_;

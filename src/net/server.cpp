@@ -133,6 +133,10 @@ std::vector<std::string> restart_only_changes(const config::config& was, const c
         was.control.group != now.control.group) {
         out.emplace_back("control");
     }
+    if (was.metrics.listen.has_value() != now.metrics.listen.has_value() ||
+        (was.metrics.listen && was.metrics.listen->to_string() != now.metrics.listen->to_string())) {
+        out.emplace_back("metrics.listen");
+    }
     return out;
 }
 
@@ -159,6 +163,10 @@ server::server(std::shared_ptr<const generation> first, generation_loader loader
         control_ = std::make_unique<control_listener>(loops_.front()->io, cfg().control,
                                                      static_cast<control_handler&>(*this));
     }
+    if (cfg().metrics.listen) {
+        metrics_ = std::make_unique<metrics_listener>(loops_.front()->io, *cfg().metrics.listen,
+                                                     [this] { return metrics::format_exposition(metrics_snapshot()); });
+    }
 }
 
 server::~server() {
@@ -167,6 +175,7 @@ server::~server() {
     // accepts hold sockets that already belong to the other loops.
     pool_.join();
     control_.reset();
+    metrics_.reset();
     listeners_.clear();
     for (auto& l : loops_) {
         l.reset();
@@ -335,6 +344,9 @@ void server::begin_shutdown() {
     if (control_) {
         control_->close();
     }
+    if (metrics_) {
+        metrics_->close();
+    }
     std::lock_guard lock(mutex_);
     for (auto& [raw, weak] : live_) {
         if (auto c = weak.lock()) {
@@ -482,6 +494,9 @@ control::reply server::status() const {
     if (control_) {
         names += (names.empty() ? "control " : ", control ") + control_->path().string();
     }
+    if (metrics_) {
+        names += (names.empty() ? "metrics " : ", metrics ") + metrics_->name();
+    }
     body += fmt::format("listeners: {}\n", names);
     body += fmt::format("sessions: {} (", total);
     for (int p = 0; p < 5; ++p) {
@@ -553,7 +568,11 @@ control::reply server::stats() const {
     line("connections_total", v(c.connections));
     line("connections_refused_total", v(c.connections_refused));
     line("tls_handshake_failures_total", v(c.tls_handshake_failures));
-    line("logins_total", v(c.logins));
+    std::uint64_t logins = 0;
+    for (const auto& by_mechanism : c.logins) {
+        logins += v(by_mechanism);
+    }
+    line("logins_total", logins);
     line("auth_failures_total", v(c.auth_failures));
     line("auth_unavailable_total", v(c.auth_unavailable));
     line("retr_total", v(c.retr));
@@ -576,6 +595,57 @@ control::reply server::stats() const {
     return {true, body};
 }
 
+metrics::snapshot server::metrics_snapshot() const {
+    const auto v = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    const server_counters& c = counters_;
+    metrics::snapshot s;
+    s.version = identity_.version;
+    s.start_time_seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(started_.time_since_epoch()).count();
+    s.connections = v(c.connections);
+    s.connections_refused = v(c.connections_refused);
+    s.tls_handshake_failures = v(c.tls_handshake_failures);
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [raw, weak] : live_) {
+            if (auto conn = weak.lock()) {
+                ++s.sessions[static_cast<int>(conn->current_phase())];
+            }
+        }
+    }
+    for (std::size_t r = 0; r < s.sessions_ended.size(); ++r) {
+        s.sessions_ended[r] = v(c.ended[r]);
+    }
+    for (std::size_t m = 0; m < s.logins.size(); ++m) {
+        s.logins[m] = v(c.logins[m]);
+    }
+    using metrics::auth_failure;
+    s.auth_failures[static_cast<int>(auth_failure::invalid_credentials)] = v(c.auth_failures);
+    s.auth_failures[static_cast<int>(auth_failure::plaintext_refused)] = v(c.auth_plaintext_refused);
+    s.auth_failures[static_cast<int>(auth_failure::malformed)] = v(c.auth_malformed);
+    s.auth_failures[static_cast<int>(auth_failure::unavailable)] = v(c.auth_unavailable);
+    s.auth_penalties = v(c.auth_penalties);
+    s.auth_blocks = v(c.auth_blocks);
+    s.retr_messages = v(c.retr);
+    s.retr_bytes = v(c.retr_bytes);
+    s.top_messages = v(c.top);
+    s.dele_messages = v(c.dele);
+    s.bytes_in = v(c.bytes_in);
+    s.bytes_out = v(c.bytes_out);
+    for (std::size_t k = 0; k < s.storage_errors.size(); ++k) {
+        s.storage_errors[k] = v(c.storage_errors[k]);
+    }
+    s.reloads = v(c.reloads);
+    s.reload_failures = v(c.reload_failures);
+    for (std::size_t i = 0; i < s.command_latency.size(); ++i) {
+        for (std::size_t b = 0; b < metrics::latency_buckets; ++b) {
+            s.command_latency[i].buckets[b] = v(c.command_latency[i].buckets[b]);
+        }
+        s.command_latency[i].sum_ns = v(c.command_latency[i].sum_ns);
+    }
+    return s;
+}
+
 void server::run() {
     asio::io_context& io0 = loops_.front()->io;
     for (auto& l : listeners_) {
@@ -583,6 +653,9 @@ void server::run() {
     }
     if (control_) {
         control_->start();
+    }
+    if (metrics_) {
+        metrics_->start();
     }
     // SIGHUP: reload, as every Unix daemon and certbot's renewal hooks expect.
     asio::signal_set hangup(io0, SIGHUP);

@@ -29,6 +29,8 @@
 #include "net/connection.h"
 #include "net/connection_limits.h"
 #include "net/control_listener.h"
+#include "net/metrics.h"
+#include "net/metrics_listener.h"
 #include "net/worker_pool.h"
 #include "storage/maildrop.h"
 
@@ -85,6 +87,8 @@ private:
     control::reply who() const;
     control::reply kick(const std::string& user);
     control::reply stats() const;
+    // What a scrape of the metrics endpoint shows (loop 0).
+    metrics::snapshot metrics_snapshot() const;
 
     std::vector<std::unique_ptr<loop>> loops_;  // loops_[0] also runs acceptors, control, signals
     worker_pool pool_;
@@ -99,6 +103,7 @@ private:
     std::shared_ptr<live_generation> current_;
     std::vector<std::shared_ptr<listener>> listeners_;
     std::unique_ptr<control_listener> control_;
+    std::unique_ptr<metrics_listener> metrics_;
     bool reloading_ = false;
     unsigned generation_number_ = 1;
     std::chrono::system_clock::time_point loaded_at_;

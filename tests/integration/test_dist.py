@@ -160,6 +160,7 @@ def test_cmake_install_installs_exactly_the_expected_files(tmp_path):
         expected.add(f"{prefix}/share/doc/poplar/examples/fail2ban/{jail.name}")
     for example in (DIST / "postfix").glob("*"):
         expected.add(f"{prefix}/share/doc/poplar/examples/postfix/{example.name}")
+    expected.add(f"{prefix}/share/doc/poplar/examples/prometheus/poplar-alerts.yml")
 
     destdir = tmp_path / "root"
     cmake_install(destdir)
