@@ -20,6 +20,7 @@
 #include <cstring>
 #include <variant>
 
+#include "net/one_request.h"
 #include "util/text.h"
 
 namespace poplar::net {
@@ -33,9 +34,6 @@ using stream = asio::local::stream_protocol;
 constexpr std::chrono::seconds request_deadline{5};
 // Writing the reply (who on a large server) to a CLI that stopped reading.
 constexpr std::chrono::seconds reply_deadline{30};
-// After the reply: how long, and how much, unread input is drained before closing.
-constexpr std::chrono::seconds drain_deadline{2};
-constexpr std::size_t max_drain = 64 * 1024;
 
 // Is a server answering on this socket file? Used before replacing it.
 bool someone_listens(const std::filesystem::path& path) {
@@ -151,29 +149,13 @@ asio::awaitable<void> control_listener::serve(stream::socket socket) {
         peer.uid = static_cast<long>(cred.uid);
         peer.pid = static_cast<long>(cred.pid);
     }
-    // Every wait on the client is bounded: the timer cancels the socket's operation when it fires.
-    asio::steady_timer deadline(io_);
-    auto arm = [&deadline, &socket](std::chrono::seconds d) {
-        deadline.expires_after(d);
-        deadline.async_wait([&socket](asio::error_code ec) {
-            if (!ec) {
-                asio::error_code ignored;
-                socket.cancel(ignored);
-            }
-        });
-    };
-    arm(request_deadline);
-    std::string buffered;
-    std::variant<control::request, control::need_more, control::bad> parsed = control::need_more{};
-    while (std::holds_alternative<control::need_more>(parsed)) {
-        char buf[512];
-        asio::error_code ec;
-        const std::size_t n = co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-        if (ec) {
-            co_return;  // gone, or silent past the deadline: nothing to answer
-        }
-        buffered.append(buf, n);
-        parsed = control::parse_request(buffered);
+    socket_deadline<stream::socket> deadline(socket);
+    deadline.arm(request_deadline);
+    const auto parsed = co_await read_request<control::need_more>(
+        socket, [](std::string_view received) { return control::parse_request(received); });
+    if (std::holds_alternative<control::need_more>(parsed)) {
+        deadline.cancel();
+        co_return;  // gone, or silent past the deadline: nothing to answer
     }
     control::reply reply;
     if (const auto* b = std::get_if<control::bad>(&parsed)) {
@@ -188,20 +170,7 @@ asio::awaitable<void> control_listener::serve(stream::socket socket) {
         deadline.cancel();
         reply = co_await handler_.on_control(r, peer);
     }
-    arm(reply_deadline);
-    const std::string wire = control::format_reply(reply);
-    asio::error_code ec;
-    co_await asio::async_write(socket, asio::buffer(wire), asio::redirect_error(use_awaitable, ec));
-    // Closing with unread input (an over-long request) would reset the connection and could
-    // discard the reply before the client reads it: end our side, then drain briefly.
-    socket.shutdown(stream::socket::shutdown_send, ec);
-    arm(drain_deadline);
-    std::size_t drained = 0;
-    while (!ec && drained < max_drain) {
-        char buf[4096];
-        drained += co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-    }
-    deadline.cancel();
+    co_await reply_and_close(socket, deadline, control::format_reply(reply), reply_deadline);
 }
 
 }  // namespace poplar::net

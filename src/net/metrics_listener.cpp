@@ -14,6 +14,7 @@
 #include <variant>
 
 #include "net/metrics.h"
+#include "net/one_request.h"
 #include "util/text.h"
 
 namespace poplar::net {
@@ -27,9 +28,6 @@ using asio::ip::tcp;
 constexpr std::chrono::seconds request_deadline{5};
 // Writing the exposition (some tens of KiB) to a client that stopped reading.
 constexpr std::chrono::seconds reply_deadline{10};
-// After the reply: how long, and how much, unread input is drained before closing.
-constexpr std::chrono::seconds drain_deadline{2};
-constexpr std::size_t max_drain = 64 * 1024;
 // Scrapes served at once. Prometheus scrapes one at a time per target; more than a handful at
 // once is someone else, who is closed on without a reply.
 constexpr std::size_t max_in_flight = 8;
@@ -102,30 +100,13 @@ asio::awaitable<void> metrics_listener::accept_loop() {
 asio::awaitable<void> metrics_listener::serve(tcp::socket socket) {
     asio::error_code ec;
     const std::string peer = socket.remote_endpoint(ec).address().to_string();
-    // Every wait on the client is bounded: the timer cancels the socket's operation when it fires.
-    asio::steady_timer deadline(io_);
-    auto arm = [&deadline, &socket](std::chrono::seconds d) {
-        deadline.expires_after(d);
-        deadline.async_wait([&socket](asio::error_code e) {
-            if (!e) {
-                asio::error_code ignored;
-                socket.cancel(ignored);
-            }
-        });
-    };
-    arm(request_deadline);
-    std::string received;
-    std::variant<metrics::request, metrics::need_more, metrics::bad> parsed = metrics::need_more{};
-    while (std::holds_alternative<metrics::need_more>(parsed)) {
-        char buf[1024];
-        const std::size_t n =
-            co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-        if (ec) {
-            deadline.cancel();
-            co_return;  // gone, or silent past the deadline: nothing to answer
-        }
-        received.append(buf, n);
-        parsed = metrics::parse_request(received);
+    socket_deadline<tcp::socket> deadline(socket);
+    deadline.arm(request_deadline);
+    const auto parsed = co_await read_request<metrics::need_more>(
+        socket, [](std::string_view received) { return metrics::parse_request(received); });
+    if (std::holds_alternative<metrics::need_more>(parsed)) {
+        deadline.cancel();
+        co_return;  // gone, or silent past the deadline: nothing to answer
     }
     std::string wire;
     if (const auto* b = std::get_if<metrics::bad>(&parsed)) {
@@ -141,18 +122,7 @@ asio::awaitable<void> metrics_listener::serve(tcp::socket socket) {
             wire = metrics::response(200, render_(), metrics::content_type);
         }
     }
-    arm(reply_deadline);
-    co_await asio::async_write(socket, asio::buffer(wire), asio::redirect_error(use_awaitable, ec));
-    // Closing with unread input would reset the connection and could discard the reply before
-    // the client reads it: end our side, then drain briefly.
-    socket.shutdown(tcp::socket::shutdown_send, ec);
-    arm(drain_deadline);
-    std::size_t drained = 0;
-    while (!ec && drained < max_drain) {
-        char buf[4096];
-        drained += co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-    }
-    deadline.cancel();
+    co_await reply_and_close(socket, deadline, wire, reply_deadline);
 }
 
 }  // namespace poplar::net
