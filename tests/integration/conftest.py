@@ -406,9 +406,12 @@ def client_tls_context(cafile):
 
 
 class RawClient:
-    def __init__(self, host, port, implicit_tls=False, cafile=None, timeout=IO_TIMEOUT):
+    def __init__(self, host, port, implicit_tls=False, cafile=None, timeout=IO_TIMEOUT, source=None):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        # source: the client's own address (any 127.0.0.0/8 address works on loopback), for
+        # tests that need several client addresses.
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = bytearray()
         self.host = host
@@ -524,6 +527,16 @@ class RawClient:
         """The server closed the connection with nothing more to say."""
         rest = self.read_until_close()
         assert rest == b"", f"expected close, got {rest[:300]!r}"
+
+
+def recv_until_close(sock) -> bytes:
+    """Every byte a plain socket receives until the peer closes (bounded by its timeout)."""
+    got = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
 
 
 def unstuff(raw: bytes) -> bytes:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import USERS, poplar_bin, run, wait_for
+from conftest import USERS, poplar_bin, recv_until_close, run, wait_for
 
 
 def admin(env, *args, config=None, user=None):
@@ -45,15 +45,6 @@ def new_certificate(dir_, name):
     assert r.returncode == 0, r.stderr
     os.chmod(key, 0o600)
     return cert, key
-
-
-def recv_until_close(s) -> bytes:
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return got
-        got += chunk
 
 
 def free_port():

@@ -1,18 +1,12 @@
 # Unusual use of one account ([alerts]): many messages or octets retrieved, many deleted, many
 # client addresses in a window. Each crossing writes one `alert:` line and bumps a counter.
 import re
-import socket
 
-from conftest import USERS, RawClient, poplar_bin, run
+from conftest import poplar_bin, run
 
 
 def login_from(srv, source, user):
-    s = socket.socket()
-    s.settimeout(20)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", srv.port))
-    c = RawClient.__new__(RawClient)
-    c.timeout, c.sock, c.buf, c.host = 20, s, bytearray(), "127.0.0.1"
+    c = srv.connect(source=source)
     c.greeting()
     c.login(user)
     return c

@@ -7,19 +7,11 @@ import time
 
 import pytest
 
-from conftest import USERS, RawClient, poplar_bin
+from conftest import USERS, poplar_bin, recv_until_close
 
 
-def client_from(srv, source, tls=False):
-    """A raw POP3 client whose socket is bound to `source` (any 127.0.0.0/8 address works)."""
-    c = RawClient.__new__(RawClient)
-    c.timeout = 20
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", srv.port))
-    c.sock, c.buf, c.host = s, bytearray(), "127.0.0.1"
-    return c
+def client_from(srv, source):
+    return srv.connect(source=source)
 
 
 def refused(c, reply):
@@ -162,12 +154,7 @@ def test_total_is_lowered_to_the_descriptor_limit_and_the_refusal_still_goes_out
             assert s.recv(100).startswith(b"+OK poplar ready")
             held.append(s)
         s = socket.create_connection(("127.0.0.1", port), timeout=20)
-        got = b""
-        while True:
-            chunk = s.recv(100)
-            if not chunk:
-                break
-            got += chunk
+        got = recv_until_close(s)
         assert got == b"-ERR [SYS/TEMP] too many connections, try later\r\n"
         assert "accept failed" not in open(log_path).read()
         for h in held:
