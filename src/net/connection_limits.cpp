@@ -69,10 +69,7 @@ bool connection_limits::login(const std::string& user, std::size_t per_user) {
     std::lock_guard lock(mutex_);
     std::size_t& n = per_user_[user];
     if (n >= per_user) {
-        if (n == 0) {
-            per_user_.erase(user);
-        }
-        return false;
+        return false;  // n >= per_user >= 1: the entry existed, nothing to erase
     }
     ++n;
     --unauthenticated_;

@@ -367,13 +367,13 @@ asio::awaitable<control::reply> server::reload(std::string requested_by) {
     spdlog::info("reload: rereading {} (requested by {})", identity_.config_file.string(), requested_by);
     // The loader reads files and hashes nothing, but a large passwd-file or a slow disk must not
     // stall the sessions on loop 0: it runs on the pool.
-    auto job = [this]() -> result<std::shared_ptr<const generation>, std::string> {
+    auto job = [this]() -> result<std::shared_ptr<const generation>, config::config_error> {
         try {
             return loader_();
         } catch (const config::config_error& e) {
-            return unexpected(std::string(e.what()));
+            return unexpected(e);
         } catch (const std::exception& e) {
-            return unexpected(fmt::format("cannot reload: {}", e.what()));
+            return unexpected(config::config_error(fmt::format("cannot reload: {}", e.what())));
         }
     };
     auto loaded = co_await pool_.async_run(std::move(job));
@@ -381,7 +381,7 @@ asio::awaitable<control::reply> server::reload(std::string requested_by) {
     std::vector<std::shared_ptr<listener>> added;
     try {
         if (!loaded) {
-            throw config::config_error(loaded.error());
+            throw loaded.error();
         }
         const config::config& now = loaded.value()->cfg;
         // Listeners: bind what is new before anything changes, so a port that cannot be bound
@@ -438,15 +438,12 @@ asio::awaitable<control::reply> server::reload(std::string requested_by) {
             l->acceptor.close(ec);
         }
         counters_.reload_failures.fetch_add(1, std::memory_order_relaxed);
-        const std::string problems = e.what();
-        std::size_t from = 0;
-        while (from < problems.size()) {
-            std::size_t to = problems.find('\n', from);
-            to = to == std::string::npos ? problems.size() : to;
-            spdlog::error("reload refused, the running configuration stays: {}", problems.substr(from, to - from));
-            from = to + 1;
+        std::string body;
+        for (const std::string& problem : e.problems()) {
+            spdlog::error("reload refused, the running configuration stays: {}", problem);
+            body += problem + "\n";
         }
-        out = {false, problems + (problems.ends_with('\n') ? "" : "\n")};
+        out = {false, body};
     }
     notify_service_manager("READY=1");
     reloading_ = false;
@@ -469,18 +466,23 @@ asio::awaitable<control::reply> server::on_control(control::request request, con
     co_return control::reply{false, "unknown command"};
 }
 
+std::array<std::uint64_t, metrics::phase_names.size()> server::sessions_by_phase() const {
+    std::array<std::uint64_t, metrics::phase_names.size()> by_phase{};
+    std::lock_guard lock(mutex_);
+    for (const auto& [raw, weak] : live_) {
+        if (auto c = weak.lock()) {
+            ++by_phase[static_cast<std::size_t>(c->current_phase())];
+        }
+    }
+    return by_phase;
+}
+
 control::reply server::status() const {
     const auto now = std::chrono::system_clock::now();
-    std::size_t by_phase[5] = {};
-    std::size_t total = 0;
-    {
-        std::lock_guard lock(mutex_);
-        for (const auto& [raw, weak] : live_) {
-            if (auto c = weak.lock()) {
-                ++by_phase[static_cast<int>(c->info().where)];
-                ++total;
-            }
-        }
+    const auto by_phase = sessions_by_phase();
+    std::uint64_t total = 0;
+    for (std::uint64_t n : by_phase) {
+        total += n;
     }
     std::string body = identity_.version + "\n";
     body += fmt::format("pid: {}\n", ::getpid());
@@ -499,7 +501,7 @@ control::reply server::status() const {
     }
     body += fmt::format("listeners: {}\n", names);
     body += fmt::format("sessions: {} (", total);
-    for (int p = 0; p < 5; ++p) {
+    for (std::size_t p = 0; p < by_phase.size(); ++p) {
         body += fmt::format("{}{} {}", p == 0 ? "" : ", ", phase_name(static_cast<phase>(p)), by_phase[p]);
     }
     body += fmt::format(")\nthreads: {} event loops, {} workers\n", loops_.size(),
@@ -605,14 +607,7 @@ metrics::snapshot server::metrics_snapshot() const {
     s.connections = v(c.connections);
     s.connections_refused = v(c.connections_refused);
     s.tls_handshake_failures = v(c.tls_handshake_failures);
-    {
-        std::lock_guard lock(mutex_);
-        for (const auto& [raw, weak] : live_) {
-            if (auto conn = weak.lock()) {
-                ++s.sessions[static_cast<int>(conn->current_phase())];
-            }
-        }
-    }
+    s.sessions = sessions_by_phase();
     for (std::size_t r = 0; r < s.sessions_ended.size(); ++r) {
         s.sessions_ended[r] = v(c.ended[r]);
     }

@@ -87,6 +87,7 @@ private:
     control::reply who() const;
     control::reply kick(const std::string& user);
     control::reply stats() const;
+    std::array<std::uint64_t, metrics::phase_names.size()> sessions_by_phase() const;
     // What a scrape of the metrics endpoint shows (loop 0).
     metrics::snapshot metrics_snapshot() const;
 
