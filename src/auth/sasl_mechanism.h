@@ -46,6 +46,16 @@ public:
     // on password hashing or a database lookup: the network layer runs it on the worker pool.
     virtual step_result step(std::string_view client_response) = 0;
 
+    // Whether step(client_response) would end the exchange with a verdict, and for which user:
+    // the name the client claims (empty when the response is too malformed to name one), or
+    // nullopt for a step that verifies nothing (LOGIN's user name). Read before the step, so the
+    // network layer can apply the authentication penalties (detect/auth_penalties.h) to the
+    // attempt before any verification. The default: every step is an attempt of an unnamed user.
+    virtual std::optional<std::string> attempted_user(std::string_view client_response) const {
+        (void)client_response;
+        return std::string();
+    }
+
     // step() when it can finish without blocking (a password the verification cache holds), for
     // the event loop; nullopt, with nothing consumed, when step() must run on the worker pool.
     // The default never tries.

@@ -136,6 +136,9 @@ std::filesystem::path prepare_demo(const std::filesystem::path& state_dir) {
     // file keeps working when copied elsewhere as the start of a real configuration.
     const fs::path root = fs::absolute(state_dir).lexically_normal();
     write_file(config_file, fmt::format(R"(# poplar demo configuration, generated on first run (docs/configuration.md)
+[server]
+state_directory = {}  # familiar addresses of the authentication penalties
+
 [listen]
 pop3  = ["127.0.0.1:1110"]   # plain POP3, offers STLS
 pop3s = ["127.0.0.1:1995"]   # implicit TLS
@@ -154,6 +157,7 @@ plaintext = "loopback"
 [control]
 socket = {}  # for poplar status/who/kick/stats/reload --config this-file
 )",
+                                        toml_string(root.string()),
                                         toml_string((root / "tls" / "cert.pem").string()),
                                         toml_string((root / "tls" / "key.pem").string()),
                                         toml_string(maildir_template_literal(root / "mail") + "/%u"),

@@ -73,6 +73,11 @@ std::vector<std::string> policy_warnings(const config::config& cfg) {
         out.emplace_back("auth.plaintext: \"always\" lets USER/PASS, PLAIN and LOGIN send passwords unencrypted "
                          "from any network; use \"loopback\" or \"tls-only\" unless every network is trusted");
     }
+    if (cfg.server.state_directory.empty() && cfg.auth.familiar_days > 0) {
+        out.emplace_back("server.state_directory: not set, so the addresses each account logged in from "
+                         "(auth.familiar_days) are forgotten at every restart and owners are throttled like "
+                         "strangers while their account is attacked; set it, e.g. \"/var/lib/poplar\"");
+    }
     if (cfg.policy.apop) {
         out.emplace_back("auth.apop: APOP is enabled: it needs {PLAIN} secrets in the passwd-file and its MD5 "
                          "digest is open to offline guessing; set apop = false unless a client needs it");

@@ -33,13 +33,14 @@ const std::vector<section_schema>& schema() {
     static const std::vector<section_schema> s{
         {"server",
          {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections", "max_unauthenticated",
-          "max_connections_per_address", "max_sessions_per_user"}},
+          "max_connections_per_address", "max_sessions_per_user", "state_directory"}},
         {"listen", {"pop3", "pop3s"}},
         {"tls", {"certificate", "private_key", "min_version", "ciphers", "ciphersuites"}},
         {"storage", {"maildir", "locking"}},
         {"auth",
          {"passwd_file", "plaintext", "apop", "apop_in_clear", "failure_delay", "max_failures", "cache_ttl",
-          "cache_size"}},
+          "cache_size", "penalty_max_delay", "penalty_half_life", "block_after", "block_duration", "penalty_table_size",
+          "familiar_days"}},
         {"pop3", {"expire", "login_delay", "login_timeout", "idle_timeout", "write_timeout", "max_bad_commands"}},
         {"control", {"socket", "mode", "group"}},
         {"alerts", {"window", "retr_messages", "retr_bytes", "dele_messages", "addresses"}},
@@ -516,6 +517,16 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
             .value_or(c.server.max_connections_per_address));
     c.server.max_sessions_per_user = static_cast<unsigned>(
         r.integer(server, "server", "max_sessions_per_user", 1, 1'000'000).value_or(c.server.max_sessions_per_user));
+    if (auto state = r.string(server, "server", "state_directory"); state && !state->empty()) {
+        std::error_code ec;
+        const std::filesystem::path dir = r.path(*state);
+        if (!std::filesystem::is_directory(dir, ec)) {
+            r.fail("server.state_directory", fmt::format("{} is not a directory", dir.string()),
+                   server->get("state_directory"));
+        } else {
+            c.server.state_directory = dir;
+        }
+    }
 
     const toml::table* listen = r.section(root, "listen");
     const std::size_t before_listen = r.problem_count();
@@ -588,6 +599,21 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
         static_cast<std::size_t>(r.integer(auth, "auth", "cache_size", 0, 10'000'000).value_or(100'000));
     c.policy.max_auth_failures = static_cast<unsigned>(
         r.integer(auth, "auth", "max_failures", 1, 100).value_or(c.policy.max_auth_failures));
+    c.auth.penalty_max_delay =
+        r.duration(auth, "auth", "penalty_max_delay", std::chrono::milliseconds(0), std::chrono::minutes(5))
+            .value_or(c.auth.penalty_max_delay);
+    c.auth.penalty_half_life =
+        r.duration(auth, "auth", "penalty_half_life", std::chrono::seconds(1), std::chrono::hours(24 * 7))
+            .value_or(c.auth.penalty_half_life);
+    c.auth.block_after =
+        static_cast<unsigned>(r.integer(auth, "auth", "block_after", 0, 1'000'000).value_or(c.auth.block_after));
+    c.auth.block_duration =
+        r.duration(auth, "auth", "block_duration", std::chrono::seconds(1), std::chrono::hours(24 * 7))
+            .value_or(c.auth.block_duration);
+    c.auth.penalty_table_size = static_cast<std::size_t>(
+        r.integer(auth, "auth", "penalty_table_size", 1000, 100'000'000).value_or(1'000'000));
+    c.auth.familiar_days =
+        static_cast<unsigned>(r.integer(auth, "auth", "familiar_days", 0, 3650).value_or(c.auth.familiar_days));
 
     const toml::table* pop3 = r.section(root, "pop3");
     if (auto expire = r.string(pop3, "pop3", "expire")) {

@@ -47,6 +47,9 @@ struct server_settings {
     unsigned max_connections_per_address = 50;
     // Logged-in sessions of one user (Dovecot's mail_max_userip_connections is 10 per address).
     unsigned max_sessions_per_user = 10;
+    // Where the server keeps what must survive a restart (the familiar addresses of
+    // auth.familiar_days); empty: kept in memory only.
+    std::filesystem::path state_directory;
 };
 
 struct storage_settings {
@@ -58,6 +61,16 @@ struct auth_settings {
     std::filesystem::path passwd_file;
     std::chrono::milliseconds cache_ttl{std::chrono::hours(1)};  // 0: no verification cache
     std::size_t cache_size = 100'000;
+    // Authentication penalties (detect/auth_penalties.h; docs/configuration.md [auth]). The delay
+    // starts at failure_delay (core::session_policy) and doubles per failure up to this.
+    std::chrono::milliseconds penalty_max_delay{15'000};
+    std::chrono::milliseconds penalty_half_life{15 * 60'000};
+    unsigned block_after = 20;  // 0: never block
+    std::chrono::milliseconds block_duration{15 * 60'000};
+    std::size_t penalty_table_size = 1'000'000;
+    // An address an account logged in from within this many days is familiar: the account's
+    // penalty does not apply to it. 0: no address is familiar.
+    unsigned familiar_days = 30;
 };
 
 // The admin control socket (`poplar status`, `who`, `kick`, `stats`, `reload`): a Unix socket

@@ -64,6 +64,10 @@ inline constexpr std::chrono::seconds default_write_timeout{300};
 
 // SIGTERM: sessions are told -ERR [SYS/TEMP] and the process exits at most this long after.
 inline constexpr std::chrono::seconds default_shutdown_grace{5};
+// How often the server writes the familiar addresses (detect/familiar_addresses.h) when they
+// changed: a crash loses at most this much of what owners did, which costs them nothing but
+// being treated as strangers until their next login.
+inline constexpr std::chrono::seconds familiar_save_interval{10};
 
 // RETR/TOP read the stored message in chunks of at most this size, and send each chunk's wire
 // form in one write. 256 KiB rather than 64: a 100 MiB RETR took a quarter of the system calls

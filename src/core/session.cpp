@@ -344,11 +344,20 @@ step session::on_auth_step(auth::sasl_mechanism::step_result r) {
         case auth::verdict::failure:
             break;
     }
-    ++auth_failures_;
     // One reply and one delay for every failure, whatever the mechanism: an unknown user, an
     // account APOP cannot use (no {PLAIN} secret) and a wrong password or digest look the same
     // (RFC 3206 §4 [AUTH]); only the log says which it was.
-    std::string reply = err(resp_code::auth, "invalid user name or password");
+    return failed(err(resp_code::auth, "invalid user name or password"));
+}
+
+step session::on_auth_refused(resp_code code, std::string_view text) {
+    mechanism_.reset();
+    state_ = state::authorization;
+    return failed(err(code, text));
+}
+
+step session::failed(std::string reply) {
+    ++auth_failures_;
     if (auth_failures_ >= policy_.max_auth_failures) {
         state_ = state::closed;
         return step{std::move(reply), policy_.auth_failure_delay, effect::close{}};

@@ -124,6 +124,10 @@ public:
     step on_line_too_long();
 
     step on_auth_step(auth::sasl_mechanism::step_result result);
+    // The network layer refused the attempt run_auth carried without verifying it (an
+    // authentication block, detect/auth_penalties.h): `code` and `text` are the reply, after the
+    // failure delay, and it counts towards max_failures like a wrong password.
+    step on_auth_refused(resp_code code, std::string_view text);
     step on_maildrop_opened(result<std::unique_ptr<storage::maildrop>, storage::error> opened);
     // The credentials were right but the server will not open the maildrop now (a limit such
     // as server.max_sessions_per_user): the reply, and the session stays in AUTHORIZATION.
@@ -172,6 +176,9 @@ private:
     step cmd_rset();
     step cmd_quit();
     step bad_command(std::string reply);
+    // A failed login: the reply after the failure delay; the connection closes after
+    // auth.max_failures of them, as Dovecot's does.
+    step failed(std::string reply);
     step start_exchange(std::unique_ptr<auth::sasl_mechanism> mech, std::string mech_name,
                         std::string response);
     bool plaintext_allowed() const;

@@ -11,6 +11,7 @@
 #include <asio/write.hpp>
 #include <fmt/format.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -373,6 +374,36 @@ asio::awaitable<void> connection::run() {
     log_session_end();
 }
 
+bool connection::client_gone() const {
+    pollfd p{};
+    p.fd = const_cast<asio::ip::tcp::socket&>(socket_).native_handle();
+    p.events = POLLIN | POLLRDHUP;
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+detect::usage_alerts::address detect_address(const address_key& k) {
+    detect::usage_alerts::address a{};
+    std::copy(k.bytes.begin(), k.bytes.end(), a.begin());
+    a[16] = k.v6 ? 1 : 0;
+    return a;
+}
+
+asio::awaitable<bool> connection::refuse_blocked(const std::string& user, detect::auth_penalties::refusal why) {
+    ctx_.counters.auth_blocks.fetch_add(1, std::memory_order_relaxed);
+    const bool address = why == detect::auth_penalties::refusal::address_blocked;
+    // Not "auth failed": nothing was verified, so fail2ban counts the guesses, not the refusals
+    // that follow from them (dist/fail2ban/filter.d/poplar.conf).
+    spdlog::warn("auth refused: user=\"{}\" rip={} reason=\"{}\"", util::log_escape(user), peer_,
+                 address ? "address blocked after too many failed logins"
+                         : "account blocked for new addresses after too many failed logins");
+    // [SYS/TEMP] (RFC 3206 §4), not [AUTH]: the credentials may be right, and a client shown
+    // [AUTH] would ask its user for a new password instead of trying again later.
+    core::step next = session_->on_auth_refused(
+        core::resp_code::sys_temp, address ? "too many failed logins from your address, try again later"
+                                           : "too many failed logins for this account, try again later");
+    co_return co_await perform(std::move(next));
+}
+
 asio::awaitable<bool> connection::perform(core::step st) {
     if (st.delay.count() > 0) {
         // Failed login: earlier replies go out first, then the delayed one (brute-force slowdown).
@@ -391,6 +422,49 @@ asio::awaitable<bool> connection::perform(core::step st) {
     if (auto* a = std::get_if<core::effect::run_auth>(&st.next)) {
         auth::sasl_mechanism* mech = a->mechanism;
         util::secret_string resp(std::move(a->response));
+        // Penalties first, before anything is verified (detect/auth_penalties.h): a penalised
+        // client waits whatever its password, and the attempt is counted before the wait.
+        const std::optional<std::string> attempted = mech->attempted_user(resp.view());
+        detect::auth_penalties::attempt penalty;
+        const detect::usage_alerts::address from = detect_address(address_);
+        if (attempted) {
+            const bool familiar =
+                ctx_.familiar.is_familiar(*attempted, from, std::chrono::system_clock::now(), ctx_.familiar_days);
+            penalty = ctx_.penalties.begin(from, *attempted, familiar, std::chrono::steady_clock::now(), ctx_.penalty);
+            if (penalty.block_started) {
+                spdlog::warn("auth block: user=\"{}\" rip={} address_failures={:.0f} account_failures={:.0f} for={}s",
+                             util::log_escape(*attempted), peer_, penalty.address_score + 1,
+                             penalty.counted_account ? penalty.account_score + 1 : penalty.account_score,
+                             std::chrono::duration_cast<std::chrono::seconds>(ctx_.penalty.block_duration).count());
+            }
+            if (penalty.refused != detect::auth_penalties::refusal::none) {
+                co_return co_await refuse_blocked(*attempted, penalty.refused);
+            }
+            if (penalty.delay.count() > 0) {
+                ctx_.counters.auth_penalties.fetch_add(1, std::memory_order_relaxed);
+                spdlog::info("auth penalty: user=\"{}\" rip={} delay={}ms address_failures={:.0f} account_failures={:.0f}",
+                             util::log_escape(*attempted), peer_, penalty.delay.count(), penalty.address_score,
+                             penalty.account_score);
+                if (!co_await flush()) {
+                    co_return false;  // counted already: hanging up during the wait saves nothing
+                }
+                delay_.expires_after(penalty.delay);
+                asio::error_code ec;
+                co_await delay_.async_wait(asio::redirect_error(use_awaitable, ec));
+                if (stopping_) {
+                    co_return false;
+                }
+                // A client that hung up during the wait is not verified: its attempt counted as
+                // a failure already, and a right password verified for nobody would clear the
+                // address and make it familiar, telling the next connection what this one tried.
+                if (client_gone()) {
+                    spdlog::info("auth abandoned: user=\"{}\" rip={} reason=\"client left during the penalty delay\"",
+                                 util::log_escape(*attempted), peer_);
+                    reason_ = end_reason::disconnect;
+                    co_return false;
+                }
+            }
+        }
         // A password the verification cache holds is checked here, on the event loop: for a
         // client that polls every few minutes that is most logins, and each trip to the worker
         // pool and back costs two thread switches.
@@ -403,6 +477,17 @@ asio::awaitable<bool> connection::perform(core::step st) {
             stepped = std::move(on_pool);
         }
         auth::sasl_mechanism::step_result r = std::move(*stepped);
+        if (attempted && r.done) {
+            const auto now = std::chrono::steady_clock::now();
+            if (r.result.result == auth::verdict::success) {
+                ctx_.penalties.succeeded(from, *attempted, penalty, now, ctx_.penalty);
+                if (ctx_.familiar.note_success(*attempted, from, std::chrono::system_clock::now(), ctx_.familiar_days)) {
+                    ctx_.familiar_changed.store(true, std::memory_order_relaxed);
+                }
+            } else if (r.result.result == auth::verdict::temporary_failure) {
+                ctx_.penalties.not_a_guess(from, *attempted, penalty, now, ctx_.penalty);
+            }
+        }
         if (r.done && r.result.result == auth::verdict::failure) {
             ctx_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
             spdlog::info("auth failed: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
@@ -456,10 +541,7 @@ asio::awaitable<bool> connection::perform(core::step st) {
             if (login_delay.count() > 0) {
                 ctx_.limits.note_login(o->user, std::chrono::steady_clock::now(), login_delay);
             }
-            detect::usage_alerts::address from{};
-            std::copy(address_.bytes.begin(), address_.bytes.end(), from.begin());
-            from[16] = address_.v6 ? 1 : 0;
-            report(ctx_.usage.login(o->user, from, std::chrono::steady_clock::now(), ctx_.alert_thresholds), o->user);
+            report(ctx_.usage.login(o->user, detect_address(address_), std::chrono::steady_clock::now(), ctx_.alert_thresholds), o->user);
             {
                 std::lock_guard lock(info_mutex_);
                 logged_in_at_ = std::chrono::system_clock::now();

@@ -20,6 +20,8 @@
 #include "core/line_framer.h"
 #include "core/output_buffer.h"
 #include "core/session.h"
+#include "detect/auth_penalties.h"
+#include "detect/familiar_addresses.h"
 #include "net/connection_limits.h"
 #include "net/metrics.h"
 #include "net/tls_stream.h"
@@ -39,9 +41,8 @@ struct server_counters {
     std::atomic<std::uint64_t> auth_unavailable{0};  // user database down ("auth unavailable")
     std::atomic<std::uint64_t> tls_handshake_failures{0};
     std::atomic<std::uint64_t> storage_errors[metrics::storage_error_names.size()] = {};
-    // Authentication penalties and blocks: the penalty engine (issue 10) counts here, in
-    // src/net/connection.cpp where it slows down or refuses an attempt. The metrics endpoint
-    // already exports both (poplar_auth_penalties_total, poplar_auth_blocks_total).
+    // Login attempts made to wait by an authentication penalty, and attempts and connections
+    // refused by a block (detect/auth_penalties.h).
     std::atomic<std::uint64_t> auth_penalties{0};
     std::atomic<std::uint64_t> auth_blocks{0};
     // Added when a session ends, so sessions still running are not counted yet.
@@ -84,7 +85,15 @@ struct connection_context {
     const config::server_settings& server;  // the per-user limit, max_unauthenticated
     detect::usage_alerts& usage;              // shared by every generation, like limits
     const detect::alert_thresholds& alert_thresholds;
+    detect::auth_penalties& penalties;        // shared by every generation, like limits
+    detect::familiar_addresses& familiar;     // likewise; the server saves it when told
+    std::atomic<bool>& familiar_changed;      // set when familiar changed what its file holds
+    detect::penalty_settings penalty;         // this generation's [auth] penalty settings
+    unsigned familiar_days;
 };
+
+// A client address as the detect/ tables take it.
+detect::usage_alerts::address detect_address(const address_key& k);
 
 // Where a session is, for `poplar status` and `poplar who`.
 enum class phase : std::uint8_t { handshake, authorization, transaction, update, closing };
@@ -133,12 +142,17 @@ private:
     void count_out(std::size_t n) { bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
 
     asio::awaitable<bool> perform(core::step step);
+    // An attempt an authentication block refuses: reply, log line, counter (no verification).
+    asio::awaitable<bool> refuse_blocked(const std::string& user, detect::auth_penalties::refusal why);
     asio::awaitable<bool> send_message(const core::effect::send_message& msg);
     asio::awaitable<bool> start_tls();
     asio::awaitable<bool> flush();
     asio::awaitable<void> receive(asio::error_code& ec);
     std::size_t read_available(asio::error_code& ec);
     asio::awaitable<void> say_goodbye(const std::string& reply);
+    // The client shut its side down or reset (FIN or RST received, whatever is still unread:
+    // POLLRDHUP sees it under TLS too). Does not wait.
+    bool client_gone() const;
     asio::awaitable<void> close_transport();
     void arm_deadline(std::chrono::milliseconds from_now);
     std::chrono::milliseconds login_timeout_now() const;

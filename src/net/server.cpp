@@ -26,6 +26,7 @@
 #include "core/reply.h"
 #include "net/service_notify.h"
 #include "util/result.h"
+#include "util/state_file.h"
 #include "util/text.h"
 
 namespace poplar::net {
@@ -133,6 +134,12 @@ std::vector<std::string> restart_only_changes(const config::config& was, const c
         was.control.group != now.control.group) {
         out.emplace_back("control");
     }
+    if (was.auth.penalty_table_size != now.auth.penalty_table_size) {
+        out.emplace_back("auth.penalty_table_size");
+    }
+    if (was.server.state_directory != now.server.state_directory) {
+        out.emplace_back("server.state_directory");
+    }
     if (was.metrics.listen.has_value() != now.metrics.listen.has_value() ||
         (was.metrics.listen && was.metrics.listen->to_string() != now.metrics.listen->to_string())) {
         out.emplace_back("metrics.listen");
@@ -144,6 +151,10 @@ std::vector<std::string> restart_only_changes(const config::config& was, const c
 
 server::server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity)
     : pool_(or_cores(first->cfg.server.worker_threads)),
+      penalties_(first->cfg.auth.penalty_table_size),
+      familiar_file_(first->cfg.server.state_directory.empty()
+                         ? std::filesystem::path()
+                         : first->cfg.server.state_directory / "familiar-addresses"),
       loader_(std::move(loader)),
       identity_(std::move(identity)),
       started_(std::chrono::system_clock::now()),
@@ -153,6 +164,7 @@ server::server(std::shared_ptr<const generation> first, generation_loader loader
         loops_.push_back(std::make_unique<loop>());
     }
     current_ = make_live(std::move(first));
+    load_familiar();
     for (const config::endpoint& ep : cfg().pop3) {
         listeners_.push_back(bind_listener(ep, false));
     }
@@ -198,7 +210,11 @@ std::shared_ptr<server::live_generation> server::make_live(std::shared_ptr<const
         g,
         connection_context{c.policy, c.timeout, *g->auth, *g->store, c.storage.locking, pool_, g->tls.get(),
                            c.server.hostname.empty() ? default_hostname() : c.server.hostname, counters_, limits_,
-                           g->cfg.server, usage_, g->cfg.alerts},
+                           g->cfg.server, usage_, g->cfg.alerts, penalties_, familiar_, familiar_changed_,
+                           detect::penalty_settings{c.policy.auth_failure_delay, c.auth.penalty_max_delay,
+                                                    c.auth.penalty_half_life, c.auth.block_after,
+                                                    c.auth.block_duration},
+                           c.auth.familiar_days},
         connection_limits::settings{total, c.server.max_unauthenticated, c.server.max_connections_per_address,
                                     c.server.max_sessions_per_user}});
     return live;
@@ -235,6 +251,78 @@ std::shared_ptr<server::listener> server::bind_listener(const config::endpoint& 
                                                            : fmt::format("{}:{}", host, bound.port()));
     return std::make_shared<listener>(
         listener{std::move(acc), implicit_tls, configured_name(ep, implicit_tls), std::move(name)});
+}
+
+bool server::refuse_if_blocked(tcp::socket& socket, const asio::ip::address& peer, const listener& l) {
+    const detect::usage_alerts::address a = detect_address(address_key::of(peer));
+    const std::chrono::milliseconds left = penalties_.address_blocked_for(a, std::chrono::steady_clock::now());
+    if (left.count() == 0) {
+        return false;
+    }
+    counters_.auth_blocks.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("connection refused: rip={} reason=\"address blocked after too many failed logins, {}s left\"",
+                 peer.to_string(), (left.count() + 999) / 1000);
+    asio::error_code ec;
+    if (!l.implicit_tls) {
+        // The greeting's place, as for the connection limits: [SYS/TEMP] (RFC 3206 §4), try later.
+        static const std::string blocked =
+            core::err(core::resp_code::sys_temp, "too many failed logins from your address, try again later");
+        socket.non_blocking(true, ec);
+        asio::write(socket, asio::buffer(blocked), ec);
+    }
+    socket.close(ec);
+    return true;
+}
+
+void server::load_familiar() {
+    if (familiar_file_.empty()) {
+        return;
+    }
+    auto text = util::read_file_if_exists(familiar_file_);
+    if (!text) {
+        // Not fatal: every address is a stranger until the owners log in again.
+        spdlog::warn("familiar addresses not loaded: {}", text.error());
+        return;
+    }
+    if (!text.value()) {
+        return;
+    }
+    const auto problems = familiar_.load_text(**text, std::chrono::system_clock::now(), cfg().auth.familiar_days);
+    for (const std::string& p : problems) {
+        spdlog::warn("familiar addresses: {}:{} (line skipped)", familiar_file_.string(), p);
+    }
+    spdlog::info("familiar addresses: {} accounts loaded from {}", familiar_.accounts(), familiar_file_.string());
+}
+
+void server::save_familiar() {
+    if (familiar_file_.empty() || !familiar_changed_.exchange(false)) {
+        return;
+    }
+    auto written = util::write_file_atomically(
+        familiar_file_, familiar_.to_text(std::chrono::system_clock::now(), cfg().auth.familiar_days));
+    if (!written) {
+        familiar_changed_.store(true);  // try again next time
+        spdlog::error("familiar addresses not saved: {}", written.error());
+    }
+}
+
+asio::awaitable<void> server::save_familiar_loop() {
+    asio::steady_timer t(loops_.front()->io);
+    while (!shutting_down_) {
+        t.expires_after(limits::familiar_save_interval);
+        asio::error_code ec;
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+        if (ec || shutting_down_) {
+            co_return;
+        }
+        if (familiar_changed_.load(std::memory_order_relaxed)) {
+            // The text is made and written on the pool: an fsync must not stall loop 0's accepts.
+            co_await pool_.async_run([this] {
+                save_familiar();
+                return true;
+            });
+        }
+    }
 }
 
 void server::start_listener(const std::shared_ptr<listener>& l) {
@@ -280,6 +368,9 @@ asio::awaitable<void> server::accept_loop(std::shared_ptr<listener> l) {
         }
         socket.set_option(tcp::no_delay(true), ec);
         const asio::ip::address peer = socket.remote_endpoint(ec).address();
+        if (refuse_if_blocked(socket, peer, *l)) {
+            continue;
+        }
         const connection_limits::verdict admitted = limits_.admit(address_key::of(peer), current_->limits);
         if (admitted != connection_limits::verdict::ok) {
             counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
@@ -695,6 +786,9 @@ void server::run() {
         guards.push_back(asio::make_work_guard(loops_[i]->io));
         extra.emplace_back([&io = loops_[i]->io] { io.run(); });
     }
+    if (!familiar_file_.empty()) {
+        asio::co_spawn(io0, save_familiar_loop(), asio::detached);
+    }
     notify_service_manager(fmt::format("READY=1\nSTATUS={}\nMAINPID={}", "serving", ::getpid()));
     io0.run();
     guards.clear();
@@ -702,6 +796,7 @@ void server::run() {
     for (std::thread& t : extra) {
         t.join();
     }
+    save_familiar();
     spdlog::info("shutdown complete");
 }
 

@@ -74,6 +74,8 @@ private:
     asio::awaitable<void> accept_loop(std::shared_ptr<listener> l);
     std::shared_ptr<listener> bind_listener(const config::endpoint& ep, bool implicit_tls);
     void start_listener(const std::shared_ptr<listener>& l);
+    // At accept: an address an authentication block holds is told so and closed (true).
+    bool refuse_if_blocked(asio::ip::tcp::socket& socket, const asio::ip::address& peer, const listener& l);
     loop& least_loaded();
     void begin_shutdown();
     void stop_loops();
@@ -88,6 +90,11 @@ private:
     control::reply kick(const std::string& user);
     control::reply stats() const;
     std::array<std::uint64_t, metrics::phase_names.size()> sessions_by_phase() const;
+    // The familiar addresses' file: read at start; written when they changed, every
+    // limits::familiar_save_interval on loop 0 (the write on the pool) and at shutdown.
+    void load_familiar();
+    asio::awaitable<void> save_familiar_loop();
+    void save_familiar();
     // What a scrape of the metrics endpoint shows (loop 0).
     metrics::snapshot metrics_snapshot() const;
 
@@ -96,6 +103,10 @@ private:
     server_counters counters_;
     connection_limits limits_;
     detect::usage_alerts usage_;
+    detect::auth_penalties penalties_;
+    detect::familiar_addresses familiar_;
+    std::atomic<bool> familiar_changed_{false};
+    const std::filesystem::path familiar_file_;  // empty without server.state_directory
     const generation_loader loader_;
     const server_identity identity_;
     const std::chrono::system_clock::time_point started_;

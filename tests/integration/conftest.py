@@ -111,12 +111,14 @@ class RawToml:
 
 def default_config(with_tls=True):
     cfg = {
-        "server": {"hostname": "test.invalid", "threads": 2, "shutdown_grace": "2s"},
+        "server": {"hostname": "test.invalid", "threads": 2, "shutdown_grace": "2s", "state_directory": "."},
         "listen": {"pop3": ["127.0.0.1:0"], "pop3s": ["127.0.0.1:0"]},
         "tls": {"certificate": "cert.pem", "private_key": "key.pem", "min_version": "1.2"},
         "storage": {"maildir": "mail/%u", "locking": "snapshot"},
         "auth": {"passwd_file": "users.passwd", "plaintext": "loopback", "apop": True,
-                 "failure_delay": "0s", "max_failures": 3},
+                 "failure_delay": "0s", "max_failures": 3,
+                 # Tests fail logins on purpose, often; test_penalties.py tests the blocks.
+                 "block_after": 0},
         "pop3": {"expire": "NEVER", "login_delay": 0, "login_timeout": "60s",
                  "idle_timeout": "10m", "max_bad_commands": 10},
         "control": {"socket": "control.sock"},

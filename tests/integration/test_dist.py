@@ -34,7 +34,7 @@ def loader_keys():
 
 
 def example_with_paths_in(tmp_path):
-    """The example config with its absolute paths moved into tmp_path (cert, key, users, mail)."""
+    """The example config with its absolute paths moved into tmp_path (cert, key, users, mail, state)."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", key, "-out", cert],
@@ -42,7 +42,8 @@ def example_with_paths_in(tmp_path):
     (tmp_path / "users").write_text("")
     text = EXAMPLE.read_text(encoding="utf-8")
     for old, new in [("/etc/ssl/certs/ssl-cert-snakeoil.pem", cert), ("/etc/ssl/private/ssl-cert-snakeoil.key", key),
-                     ("/etc/poplar/users", tmp_path / "users"), ("/var/lib/poplar/mail", tmp_path / "mail")]:
+                     ("/etc/poplar/users", tmp_path / "users"), ("/var/lib/poplar/mail", tmp_path / "mail"),
+                     ('"/var/lib/poplar"', f'"{tmp_path}"')]:
         assert old in text, old
         text = text.replace(old, str(new))
     config = tmp_path / "poplar.toml"

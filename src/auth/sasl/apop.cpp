@@ -1,6 +1,7 @@
 // APOP (RFC 1939 §7) as a one-step mechanism: MD5 digest of the banner timestamp and the secret.
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 
@@ -80,6 +81,10 @@ public:
         }
         done_ = true;
         return {true, {}, evaluate(response)};
+    }
+
+    std::optional<std::string> attempted_user(std::string_view response) const override {
+        return std::string(response.substr(0, std::min(response.find(' '), max_field)));
     }
 
 private:

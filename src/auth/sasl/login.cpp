@@ -32,6 +32,17 @@ public:
         return finish(outcome{verdict::failure, user_, "LOGIN exchange already finished"});
     }
 
+    // The user name step verifies nothing; the password step is the attempt.
+    std::optional<std::string> attempted_user(std::string_view response) const override {
+        if (state_ == state::want_user) {
+            if (response.empty() || response.size() > max_field) {
+                return std::string(response.substr(0, max_field));  // refused at once: still an attempt
+            }
+            return std::nullopt;
+        }
+        return user_;
+    }
+
     // Taking the user name never blocks; the password finishes here only as a success from the
     // verification cache (anything else goes to step() on the worker pool, at full cost).
     std::optional<step_result> try_step_without_blocking(std::string_view response) override {

@@ -67,6 +67,14 @@ public:
         return {true, {}, std::move(std::get<outcome>(parsed))};
     }
 
+    std::optional<std::string> attempted_user(std::string_view response) const override {
+        auto parsed = parse(response);
+        if (const auto* c = std::get_if<credentials>(&parsed)) {
+            return std::string(c->authcid);
+        }
+        return std::get<outcome>(parsed).user;
+    }
+
     // Only a success from the verification cache finishes here; anything else, refusals
     // included, goes through step() on the worker pool with its full cost.
     std::optional<step_result> try_step_without_blocking(std::string_view response) override {
