@@ -35,7 +35,7 @@ namespace poplar::net {
 // an admin or a scrape; counting costs one uncontended add, no lock and no allocation.
 struct server_counters {
     std::atomic<std::uint64_t> connections{0};          // accepted and served
-    std::atomic<std::uint64_t> connections_refused{0};  // server.max_connections reached
+    std::atomic<std::uint64_t> connections_refused[metrics::refusal_names.size()] = {};  // by metrics::refusal
     std::atomic<std::uint64_t> logins[metrics::mechanisms.size()] = {};  // by metrics::mechanism_index
     std::atomic<std::uint64_t> auth_failures{0};     // wrong credentials ("auth failed")
     std::atomic<std::uint64_t> auth_unavailable{0};  // user database down ("auth unavailable")

@@ -101,8 +101,9 @@ std::string format_exposition(const snapshot& s) {
     w.family("poplar_start_time_seconds", "gauge", "When the server started, in seconds since the Unix epoch.");
     fmt::format_to(std::back_inserter(w.out()), "poplar_start_time_seconds {}\n", s.start_time_seconds);
     w.single("poplar_connections_total", "counter", "Connections accepted and served.", s.connections);
-    w.single("poplar_connections_refused_total", "counter",
-             "Connections refused because server.max_connections was reached.", s.connections_refused);
+    w.labelled("poplar_connections_refused_total", "counter",
+               "Connections refused before the greeting, by the limit or block that refused them.", "reason",
+               refusal_names, s.connections_refused);
     w.single("poplar_tls_handshake_failures_total", "counter",
              "TLS handshakes that failed, on the implicit-TLS port or after STLS.", s.tls_handshake_failures);
     w.labelled("poplar_sessions", "gauge", "Sessions now open, by phase.", "phase", phase_names, s.sessions);
@@ -115,8 +116,12 @@ std::string format_exposition(const snapshot& s) {
     // Fed by the authentication penalty engine; zero until it counts.
     w.single("poplar_auth_penalties_total", "counter", "Login attempts slowed down by an authentication penalty.",
              s.auth_penalties);
-    w.single("poplar_auth_blocks_total", "counter", "Login attempts refused by an authentication block.",
-             s.auth_blocks);
+    w.single("poplar_auth_blocks_total", "counter",
+             "Login attempts and connections refused by an authentication block.", s.auth_blocks);
+    w.single("poplar_auth_penalty_keys", "gauge", "Client addresses and accounts the penalty table tracks.",
+             s.auth_penalty_keys);
+    w.labelled("poplar_alerts_total", "counter", "Usage alerts raised ([alerts]), by kind.", "kind", alert_names,
+               s.alerts);
     w.single("poplar_retr_messages_total", "counter", "Messages retrieved with RETR.", s.retr_messages);
     w.single("poplar_retr_bytes_total", "counter", "Octets of messages retrieved with RETR (their sizes as LIST shows them).",
              s.retr_bytes);

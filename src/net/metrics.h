@@ -24,6 +24,16 @@ enum class auth_failure : std::uint8_t { invalid_credentials, plaintext_refused,
 inline constexpr std::array<std::string_view, 4> auth_failure_names{"invalid_credentials", "plaintext_refused",
                                                                     "malformed", "unavailable"};
 
+// Why a connection was refused before its greeting: a connection limit ([server]) or an
+// authentication block (auth.block_after).
+enum class refusal : std::uint8_t { max_connections, max_unauthenticated, max_connections_per_address, blocked };
+inline constexpr std::array<std::string_view, 4> refusal_names{"max_connections", "max_unauthenticated",
+                                                               "max_connections_per_address", "blocked"};
+
+// The usage alerts (detect::alert_kind, in its order).
+inline constexpr std::array<std::string_view, 4> alert_names{"retr_messages", "retr_bytes", "dele_messages",
+                                                             "addresses"};
+
 // Storage failures a client notices (docs/operations.md "Logs" has the matching lines).
 enum class storage_error : std::uint8_t { maildrop_open, message_unavailable, read, remove };
 inline constexpr std::array<std::string_view, 4> storage_error_names{"maildrop_open", "message_unavailable",
@@ -64,7 +74,7 @@ struct snapshot {
     std::string version;             // poplar_build_info{version="..."}
     std::int64_t start_time_seconds = 0;  // Unix time
     std::uint64_t connections = 0;
-    std::uint64_t connections_refused = 0;
+    std::array<std::uint64_t, refusal_names.size()> connections_refused{};
     std::uint64_t tls_handshake_failures = 0;
     std::array<std::uint64_t, phase_names.size()> sessions{};  // live, by phase
     std::array<std::uint64_t, end_reason_names.size()> sessions_ended{};
@@ -72,6 +82,8 @@ struct snapshot {
     std::array<std::uint64_t, auth_failure_names.size()> auth_failures{};
     std::uint64_t auth_penalties = 0;
     std::uint64_t auth_blocks = 0;
+    std::uint64_t auth_penalty_keys = 0;  // addresses and accounts the penalty table tracks
+    std::array<std::uint64_t, alert_names.size()> alerts{};
     std::uint64_t retr_messages = 0;
     std::uint64_t retr_bytes = 0;
     std::uint64_t top_messages = 0;

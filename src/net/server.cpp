@@ -260,6 +260,7 @@ bool server::refuse_if_blocked(tcp::socket& socket, const asio::ip::address& pee
         return false;
     }
     counters_.auth_blocks.fetch_add(1, std::memory_order_relaxed);
+    counters_.count(counters_.connections_refused[static_cast<int>(metrics::refusal::blocked)]);
     spdlog::warn("connection refused: rip={} reason=\"address blocked after too many failed logins, {}s left\"",
                  peer.to_string(), (left.count() + 999) / 1000);
     asio::error_code ec;
@@ -373,7 +374,10 @@ asio::awaitable<void> server::accept_loop(std::shared_ptr<listener> l) {
         }
         const connection_limits::verdict admitted = limits_.admit(address_key::of(peer), current_->limits);
         if (admitted != connection_limits::verdict::ok) {
-            counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+            counters_.count(counters_.connections_refused[static_cast<int>(
+                admitted == connection_limits::verdict::per_address       ? metrics::refusal::max_connections_per_address
+                : admitted == connection_limits::verdict::unauthenticated ? metrics::refusal::max_unauthenticated
+                                                                          : metrics::refusal::max_connections)]);
             spdlog::warn("connection refused: rip={} reason=\"{}\"", peer.to_string(), verdict_reason(admitted));
             // On an implicit-TLS port nothing can be said before a handshake, and a flood is
             // exactly when poplar should not do handshakes: closed without a reply there.
@@ -659,7 +663,11 @@ control::reply server::stats() const {
                                                           .count()));
     line("sessions_active", count_.load());
     line("connections_total", v(c.connections));
-    line("connections_refused_total", v(c.connections_refused));
+    std::uint64_t refused = 0;
+    for (const auto& by_reason : c.connections_refused) {
+        refused += v(by_reason);
+    }
+    line("connections_refused_total", refused);
     line("tls_handshake_failures_total", v(c.tls_handshake_failures));
     std::uint64_t logins = 0;
     for (const auto& by_mechanism : c.logins) {
@@ -683,6 +691,9 @@ control::reply server::stats() const {
     for (int k = 0; k < 4; ++k) {
         line(fmt::format("alerts_{}_total", detect::name(static_cast<detect::alert_kind>(k))), v(c.alerts[k]));
     }
+    line("auth_penalties_total", v(c.auth_penalties));
+    line("auth_blocks_total", v(c.auth_blocks));
+    line("auth_penalty_keys", penalties_.tracked());
     line("reloads_total", v(c.reloads));
     line("reload_failures_total", v(c.reload_failures));
     return {true, body};
@@ -696,7 +707,9 @@ metrics::snapshot server::metrics_snapshot() const {
     s.start_time_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(started_.time_since_epoch()).count();
     s.connections = v(c.connections);
-    s.connections_refused = v(c.connections_refused);
+    for (std::size_t r = 0; r < s.connections_refused.size(); ++r) {
+        s.connections_refused[r] = v(c.connections_refused[r]);
+    }
     s.tls_handshake_failures = v(c.tls_handshake_failures);
     s.sessions = sessions_by_phase();
     for (std::size_t r = 0; r < s.sessions_ended.size(); ++r) {
@@ -712,6 +725,10 @@ metrics::snapshot server::metrics_snapshot() const {
     s.auth_failures[static_cast<int>(auth_failure::unavailable)] = v(c.auth_unavailable);
     s.auth_penalties = v(c.auth_penalties);
     s.auth_blocks = v(c.auth_blocks);
+    s.auth_penalty_keys = penalties_.tracked();
+    for (std::size_t k = 0; k < s.alerts.size(); ++k) {
+        s.alerts[k] = v(c.alerts[k]);
+    }
     s.retr_messages = v(c.retr);
     s.retr_bytes = v(c.retr_bytes);
     s.top_messages = v(c.top);

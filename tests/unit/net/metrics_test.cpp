@@ -1,6 +1,8 @@
 // The exposition format and the endpoint's request parser: exact bytes.
 #include "net/metrics.h"
 
+#include "detect/usage_alerts.h"
+
 #include <gtest/gtest.h>
 
 namespace poplar::net::metrics {
@@ -57,6 +59,30 @@ TEST(MetricsExposition, CountersAndGaugesExactly) {
     EXPECT_TRUE(text.ends_with("poplar_command_duration_seconds_count{command=\"other\"} 0\n"));
 }
 
+TEST(MetricsExposition, RefusalsByReasonAlertsByKindAndPenaltyKeys) {
+    snapshot s;
+    s.connections_refused[static_cast<int>(refusal::blocked)] = 7;
+    s.connections_refused[static_cast<int>(refusal::max_connections_per_address)] = 2;
+    s.alerts[static_cast<int>(detect::alert_kind::dele_messages)] = 1;
+    s.auth_penalty_keys = 42;
+    const std::string text = format_exposition(s);
+    EXPECT_EQ(lines_starting(text, "poplar_connections_refused_total{"),
+              "poplar_connections_refused_total{reason=\"max_connections\"} 0\n"
+              "poplar_connections_refused_total{reason=\"max_unauthenticated\"} 0\n"
+              "poplar_connections_refused_total{reason=\"max_connections_per_address\"} 2\n"
+              "poplar_connections_refused_total{reason=\"blocked\"} 7\n");
+    EXPECT_EQ(lines_starting(text, "poplar_alerts_total{"),
+              "poplar_alerts_total{kind=\"retr_messages\"} 0\n"
+              "poplar_alerts_total{kind=\"retr_bytes\"} 0\n"
+              "poplar_alerts_total{kind=\"dele_messages\"} 1\n"
+              "poplar_alerts_total{kind=\"addresses\"} 0\n");
+    EXPECT_EQ(lines_starting(text, "poplar_auth_penalty_keys"), "poplar_auth_penalty_keys 42\n");
+    // The alert names are detect's, in detect::alert_kind's order.
+    for (std::size_t k = 0; k < alert_names.size(); ++k) {
+        EXPECT_EQ(alert_names[k], detect::name(static_cast<detect::alert_kind>(k)));
+    }
+}
+
 TEST(MetricsExposition, HistogramIsCumulativeWithExactSeconds) {
     snapshot s;
     const std::size_t retr = command_index("retr 1");
@@ -100,8 +126,8 @@ TEST(MetricsExposition, EveryFamilyHasHelpAndTypeOnceAndEveryLineEnds) {
     for (std::size_t p = 0; (p = text.find("# TYPE ", p)) != std::string::npos; ++p) {
         ++types;
     }
-    EXPECT_EQ(helps, 21u);
-    EXPECT_EQ(types, 21u);
+    EXPECT_EQ(helps, 23u);
+    EXPECT_EQ(types, 23u);
 }
 
 TEST(MetricsNames, CommandsAndMechanisms) {
