@@ -48,6 +48,7 @@ outcome credential_checker::check(std::string_view user, std::string_view passwo
     if (cache_ && cache_->matches(credential.user, credential.password.view(), password)) {
         out.result = verdict::success;  // verified against this very hash within the cache TTL
         out.user = credential.user;
+        out.controls = credential.controls;
         return out;
     }
     const verify_status status = verify_(credential.password.view(), password);
@@ -58,6 +59,7 @@ outcome credential_checker::check(std::string_view user, std::string_view passwo
         }
         out.result = verdict::success;
         out.user = credential.user;
+        out.controls = credential.controls;
         return out;
     case verify_status::mismatch:
         out.log_reason = std::string(describe(status));
@@ -91,7 +93,7 @@ std::optional<outcome> credential_checker::check_cached(std::string_view user, s
     if (!cache_->matches(credential.user, credential.password.view(), password)) {
         return std::nullopt;
     }
-    return outcome{verdict::success, credential.user, {}};
+    return outcome{verdict::success, credential.user, {}, credential.controls, {}};
 }
 
 }  // namespace poplar::auth

@@ -2,10 +2,12 @@
 // SQL or LDAP later; the SASL mechanisms only ever see this.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "auth/account_controls.h"
 #include "util/result.h"
 #include "util/secret.h"
 
@@ -14,6 +16,8 @@ namespace poplar::auth {
 struct stored_credential {
     std::string user;             // canonical name as the database spells it; opens the maildrop
     util::secret_string password; // "{SCHEME}data" (no prefix means CRYPT), see password_hash.h
+    // From the passwd-file's extra fields (account_controls.h); null when the account has none.
+    std::shared_ptr<const account_controls> controls;
 };
 
 // The database could not answer (file unreadable or unparsable, server down). Not the user's

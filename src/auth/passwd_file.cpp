@@ -45,6 +45,7 @@ struct file_key {
 struct entry {
     util::secret_string password;
     std::size_t line = 0;
+    std::shared_ptr<const account_controls> controls;  // null: none
 };
 
 // One parsed version of the file. Immutable once built, shared by readers through shared_ptr so a
@@ -222,7 +223,28 @@ result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::p
             continue;
         }
         std::string_view password = line.substr(colon + 1);
+        // Field 8, Dovecot's extra fields: everything after the seventh colon (values such as
+        // userdb_mail=maildir:~/Maildir hold colons themselves).
+        std::string_view extra;
+        std::size_t seventh = colon;  // the first colon, after the user name
+        for (int n = 2; n <= 7 && seventh != std::string_view::npos; ++n) {
+            seventh = line.find(':', seventh + 1);
+        }
+        if (seventh != std::string_view::npos) {
+            extra = line.substr(seventh + 1);
+        }
         password = password.substr(0, password.find(':'));
+        std::shared_ptr<const account_controls> controls;
+        if (!extra.empty()) {
+            auto parsed = parse_account_controls(extra);
+            if (!parsed) {
+                report(at + "extra fields of " + quoted(user) + ": " + parsed.error());
+                continue;
+            }
+            if (parsed->any()) {
+                controls = std::make_shared<const account_controls>(std::move(*parsed));
+            }
+        }
         if (!password.empty() && password.front() == '{') {
             const auto close = password.find('}');
             if (close == std::string_view::npos) {
@@ -248,7 +270,8 @@ result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::p
             snap->warnings.push_back(fmt::format("{}{}: user {} has no password; logins are refused", where, line_no,
                                                  quoted(user)));
         }
-        snap->users.emplace(std::string(user), entry{util::secret_string(std::string(password)), line_no});
+        snap->users.emplace(std::string(user), entry{util::secret_string(std::string(password)), line_no,
+                                                     std::move(controls)});
     }
     if (unreported > 0) {
         bad.push_back(fmt::format("{}: {} more bad {} not listed", path.string(), unreported,
@@ -347,7 +370,8 @@ std::optional<stored_credential> find_in(const snapshot& snap, std::string_view 
     if (it == snap.users.end()) {
         return std::nullopt;
     }
-    return stored_credential{it->first, util::secret_string(std::string(it->second.password.view()))};
+    return stored_credential{it->first, util::secret_string(std::string(it->second.password.view())),
+                             it->second.controls};
 }
 
 }  // namespace

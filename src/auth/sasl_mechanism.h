@@ -5,9 +5,12 @@
 // (RFC 5802), OAUTHBEARER (RFC 7628) and EXTERNAL (RFC 4422 App. A) plug in as further mechanisms.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "auth/account_controls.h"
 
 namespace poplar::auth {
 
@@ -18,12 +21,23 @@ enum class verdict {
 };
 
 struct outcome {
+    outcome() = default;
+    outcome(verdict v, std::string u, std::string reason, std::shared_ptr<const account_controls> c = nullptr,
+            std::string message = {})
+        : result(v), user(std::move(u)), log_reason(std::move(reason)), controls(std::move(c)),
+          client_message(std::move(message)) {}
+
     verdict result = verdict::failure;
     // On success the canonical user name, which opens the maildrop. On failure the name the
     // client tried (possibly empty), for the log line fail2ban reads; never trusted further.
     std::string user;
     // For the admin's log only: why it failed ("unknown user", "password mismatch", ...).
     std::string log_reason;
+    // On success: the account's controls (nologin, allow_nets, require_tls), which the network
+    // layer applies with what it knows of the connection; null when there are none.
+    std::shared_ptr<const account_controls> controls;
+    // On failure: the text after "-ERR [AUTH] " when it is not the usual one (nologin's reason=).
+    std::string client_message;
 };
 
 // One server-side SASL exchange (RFC 4422 §3). Created per AUTH attempt, destroyed after it, so

@@ -347,7 +347,10 @@ step session::on_auth_step(auth::sasl_mechanism::step_result r) {
     // One reply and one delay for every failure, whatever the mechanism: an unknown user, an
     // account APOP cannot use (no {PLAIN} secret) and a wrong password or digest look the same
     // (RFC 3206 §4 [AUTH]); only the log says which it was.
-    return failed(err(resp_code::auth, "invalid user name or password"));
+    // The exception: an account disabled with a reason (passwd-file nologin reason=, as Dovecot
+    // shows it), which the network layer passes on only after the password verified.
+    return failed(err(resp_code::auth, r.result.client_message.empty() ? std::string_view("invalid user name or password")
+                                                                       : std::string_view(r.result.client_message)));
 }
 
 step session::on_auth_refused(resp_code code, std::string_view text) {

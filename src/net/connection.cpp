@@ -477,6 +477,18 @@ asio::awaitable<bool> connection::perform(core::step st) {
             stepped = std::move(on_pool);
         }
         auth::sasl_mechanism::step_result r = std::move(*stepped);
+        if (r.done && r.result.result == auth::verdict::success && r.result.controls) {
+            // The passwd-file's per-account controls (auth/account_controls.h), which need what
+            // only this layer knows: the client's address and whether the connection is TLS.
+            // A refusal is a failure like any other: same reply, same delay, same count.
+            auth::client_facts facts{auth::mapped_address(peer_), tls_ != nullptr};
+            if (auto refused = auth::refuse_login(*r.result.controls, facts)) {
+                r.result.result = auth::verdict::failure;
+                r.result.log_reason = std::move(refused->log_reason);
+                r.result.client_message = std::move(refused->client_message);
+                r.result.controls.reset();
+            }
+        }
         if (attempted && r.done) {
             const auto now = std::chrono::steady_clock::now();
             if (r.result.result == auth::verdict::success) {

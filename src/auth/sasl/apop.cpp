@@ -128,7 +128,7 @@ private:
         if (!digest_matches) {
             return {verdict::failure, std::string(user), "APOP digest mismatch"};
         }
-        return {verdict::success, (*found)->user, {}};
+        return {verdict::success, (*found)->user, {}, (*found)->controls, {}};
     }
 
     std::shared_ptr<const credential_checker> checker_;

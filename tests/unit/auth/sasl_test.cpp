@@ -27,7 +27,7 @@ public:
         if (it == users_.end()) {
             return std::optional<stored_credential>{};
         }
-        return std::optional<stored_credential>(stored_credential{it->first, util::secret_string(it->second)});
+        return std::optional<stored_credential>(stored_credential{it->first, util::secret_string(it->second), nullptr});
     }
     std::optional<std::optional<stored_credential>> try_lookup_cached(std::string_view user) override {
         auto found = lookup(user);

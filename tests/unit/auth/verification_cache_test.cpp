@@ -114,7 +114,7 @@ public:
         if (user != "alice") {
             return std::optional<stored_credential>{};
         }
-        return std::optional<stored_credential>(stored_credential{"alice", util::secret_string(stored)});
+        return std::optional<stored_credential>(stored_credential{"alice", util::secret_string(stored), nullptr});
     }
     std::optional<std::optional<stored_credential>> try_lookup_cached(std::string_view user) override {
         if (!answers_without_blocking) {

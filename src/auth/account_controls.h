@@ -1,0 +1,63 @@
+// Per-account login controls from the passwd-file's extra fields (field 8, space-separated,
+// Dovecot's syntax), decided after the password verified:
+//
+//   nologin            Dovecot's: the account may not log in, right password or not
+//   reason=TEXT        Dovecot's: with nologin, the text the client is told (one token: Dovecot
+//                      splits the fields on spaces too; '_' is shown as a space, see below)
+//   allow_nets=N[,N]   Dovecot's: client addresses allowed to log in, IPv4/IPv6 CIDRs or
+//                      single addresses ("local" is accepted and matches nothing here: poplar
+//                      has no Unix-socket clients)
+//   require_tls        poplar's (Dovecot has no per-user equivalent): logins on a connection
+//                      without TLS are refused even where auth.plaintext would allow them
+//
+// Other fields (Dovecot's userdb_*, uid=, ...) are accepted and ignored, so a Dovecot file loads
+// unchanged. Pure: no I/O, no clock.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/result.h"
+
+namespace poplar::auth {
+
+// An IPv4 or IPv6 network; IPv4 is kept as IPv4-mapped IPv6 (::ffff:a.b.c.d), so one comparison
+// serves both and an IPv4 client seen on an IPv6 socket still matches its IPv4 network.
+struct network {
+    std::array<std::uint8_t, 16> bytes{};
+    unsigned prefix = 128;  // in IPv6 bits (an IPv4 /24 is 96 + 24)
+    bool contains(const std::array<std::uint8_t, 16>& address) const noexcept;
+};
+
+// "192.0.2.0/24", "2001:db8::/32", "198.51.100.7", "::1"; the error says what is wrong.
+result<network, std::string> parse_network(std::string_view text);
+// An address as `network` compares it: IPv4 as IPv4-mapped IPv6.
+std::array<std::uint8_t, 16> mapped_address(std::string_view ip_text);
+
+struct account_controls {
+    bool nologin = false;
+    std::string reason;                 // nologin's text for the client; empty: the usual reply
+    std::optional<std::vector<network>> allow_nets;  // nullopt: any address
+    bool require_tls = false;
+    bool any() const noexcept { return nologin || allow_nets.has_value() || require_tls; }
+};
+
+// The extra fields of one passwd-file line; an error for a malformed allow_nets or reason.
+result<account_controls, std::string> parse_account_controls(std::string_view extra_fields);
+
+// What a login from this connection must be told, or nullopt when the controls allow it.
+struct client_facts {
+    std::array<std::uint8_t, 16> address{};  // mapped_address() form
+    bool tls = false;
+};
+struct login_refusal {
+    std::string log_reason;      // for `auth failed: ... reason="..."`
+    std::string client_message;  // after "-ERR [AUTH] "; empty: the usual failure text
+};
+std::optional<login_refusal> refuse_login(const account_controls& c, const client_facts& client);
+
+}  // namespace poplar::auth
