@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -193,6 +194,7 @@ result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::p
         }
     };
     std::vector<std::pair<std::size_t, std::string_view>> plain_users;  // (line, user), file order
+    std::vector<std::tuple<std::size_t, std::string_view, std::string>> weak_users;  // (line, user, why)
     std::size_t line_no = 0;
     std::size_t pos = 0;
     while (pos < data.size()) {
@@ -261,6 +263,9 @@ result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::p
                 plain_users.emplace_back(line_no, user);
             }
         }
+        if (auto weak = weakness(password)) {
+            weak_users.emplace_back(line_no, user, std::move(*weak));
+        }
         if (const auto it = snap->users.find(user); it != snap->users.end()) {
             report(at + "duplicate user " + quoted(user) + " (first on line " + std::to_string(it->second.line) + ")");
             continue;
@@ -287,6 +292,20 @@ result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::p
             path.string(), plain_users.size(), plain_users.size() == 1 ? "user has" : "users have",
             some_users(plain_users), plain_users.size() == 1 ? "it" : "them",
             plain_users.size() == 1 ? "it" : "them"));
+    }
+    if (!weak_users.empty()) {
+        std::string named;
+        for (std::size_t i = 0; i < weak_users.size() && i < users_named_in_warning; ++i) {
+            const auto& [line, user, why] = weak_users[i];
+            named += fmt::format("{}{} (line {}, {})", i == 0 ? "" : ", ", quoted(user), line, why);
+        }
+        if (weak_users.size() > users_named_in_warning) {
+            named += fmt::format(" and {} more", weak_users.size() - users_named_in_warning);
+        }
+        snap->warnings.push_back(fmt::format(
+            "{}: {} {} a weak password hash, cheap to crack if the file leaks: {}; set a new password with "
+            "poplar pw (SHA512-CRYPT, BLF-CRYPT or ARGON2ID)",
+            path.string(), weak_users.size(), weak_users.size() == 1 ? "user has" : "users have", named));
     }
     auto dummy = build_timing_dummy(*snap);
     if (!dummy) {

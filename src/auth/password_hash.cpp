@@ -450,6 +450,52 @@ result<std::string, std::string> make_timing_dummy(std::string_view stored) {
     return out;
 }
 
+std::optional<std::string> weakness(std::string_view stored) {
+    const std::string family = cost_family(stored);
+    const std::string_view f = family;
+    auto number_after = [&](std::string_view key) -> std::optional<unsigned long> {
+        const auto at = f.find(key);
+        if (at == std::string_view::npos) {
+            return std::nullopt;
+        }
+        unsigned long n = 0;
+        const char* begin = f.data() + at + key.size();
+        auto [p, ec] = std::from_chars(begin, f.data() + f.size(), n);
+        return ec == std::errc{} && p != begin ? std::optional<unsigned long>(n) : std::nullopt;
+    };
+    if (f == "des") {
+        return "DES crypt";
+    }
+    if (starts_with(f, "$1$")) {
+        return "MD5-CRYPT";
+    }
+    if (starts_with(f, "$3$")) {
+        return "NT hash";
+    }
+    if (starts_with(f, "$5$") || starts_with(f, "$6$")) {
+        const unsigned long rounds = number_after("rounds=").value_or(5000);
+        if (rounds < 5000) {
+            return fmt::format("{} with {} rounds (under 5000)", f[1] == '5' ? "SHA256-CRYPT" : "SHA512-CRYPT", rounds);
+        }
+        return std::nullopt;
+    }
+    if (starts_with(f, "$2") && f.size() >= 7) {
+        const auto cost = number_after(f.substr(0, 4));
+        if (cost && *cost < 10) {
+            return fmt::format("bcrypt cost {} (under 10)", *cost);
+        }
+        return std::nullopt;
+    }
+    if (starts_with(f, "$argon2")) {
+        const unsigned long m = number_after("m=").value_or(0);
+        const unsigned long t = number_after("t=").value_or(0);
+        if (m < 19456 || (m < 47104 && t < 2)) {
+            return fmt::format("Argon2 with m={} KiB, t={} (under OWASP's m=19456, t=2)", m, t);
+        }
+    }
+    return std::nullopt;
+}
+
 std::string cost_family(std::string_view stored) {
     const split_result parts = split_stored(stored);
     const std::string_view data = parts.data;

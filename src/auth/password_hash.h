@@ -94,4 +94,12 @@ result<std::string, std::string> make_timing_dummy(std::string_view stored);
 // and {SHA512-CRYPT}$6$ are the same. A user database picks its timing dummy from the most common.
 std::string cost_family(std::string_view stored);
 
+// Why a stored hash is too cheap to resist offline guessing if the file leaks, or nullopt:
+// "MD5-CRYPT", "DES crypt", "NT hash", "SHA512-CRYPT with 1000 rounds (under 5000)",
+// "bcrypt cost 8 (under 10)", "Argon2 with m=4096 KiB, t=1 (under OWASP's m=19456, t=2)".
+// The thresholds are the defaults `poplar pw` writes (SHA-crypt 5000, Drepper's default; bcrypt
+// 10) and OWASP's Password Storage Cheat Sheet minimum for Argon2id. {PLAIN} is not reported
+// here: passwd_file warns about cleartext secrets on its own.
+std::optional<std::string> weakness(std::string_view stored);
+
 }  // namespace poplar::auth

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "auth/password_hash.h"
+#include "auth/password_policy.h"
 #include "cli/commands.h"
 #include "util/secret.h"
 
@@ -34,7 +35,8 @@ bool read_hidden(const char* prompt, std::string& out) {
 
 }  // namespace
 
-int pw(const std::string& scheme_name, bool password_stdin) {
+int pw(const pw_options& opts) {
+    const std::string& scheme_name = opts.scheme;
     const auto s = auth::parse_scheme(scheme_name);
     if (!s) {
         std::string known;
@@ -45,8 +47,17 @@ int pw(const std::string& scheme_name, bool password_stdin) {
         std::fprintf(stderr, "poplar pw: unknown scheme \"%s\" (known: %s)\n", scheme_name.c_str(), known.c_str());
         return exit_config;
     }
+    // Loaded before the password is asked for, so a broken pwquality.conf costs no typing.
+    auto policy = auth::password_policy::load(opts.pwquality_config);
+    if (!policy) {
+        std::fprintf(stderr, "poplar pw: password policy: %s\n", policy.error().c_str());
+        return exit_config;
+    }
+    for (const std::string& w : policy->warnings()) {
+        std::fprintf(stderr, "poplar pw: warning: %s\n", w.c_str());
+    }
     std::string password;
-    if (password_stdin || !::isatty(STDIN_FILENO)) {
+    if (opts.password_stdin || !::isatty(STDIN_FILENO)) {
         if (!std::getline(std::cin, password)) {
             std::fprintf(stderr, "poplar pw: no password on standard input\n");
             return exit_config;
@@ -67,6 +78,23 @@ int pw(const std::string& scheme_name, bool password_stdin) {
     if (password.empty()) {
         std::fprintf(stderr, "poplar pw: empty password refused\n");
         return exit_config;
+    }
+    // Every scheme, {PLAIN} included: a weak secret is as guessable online as offline.
+    auto weak = policy->check(password, opts.user);
+    if (!weak) {
+        util::wipe(password);
+        std::fprintf(stderr, "poplar pw: %s\n", weak.error().c_str());
+        return exit_config;
+    }
+    if (weak->has_value()) {
+        if (!opts.allow_weak && policy->enforcing()) {
+            util::wipe(password);
+            std::fprintf(stderr, "poplar pw: weak password: %s; use --allow-weak to store it anyway\n",
+                         weak->value().c_str());
+            return exit_config;
+        }
+        std::fprintf(stderr, "poplar pw: warning: weak password stored anyway (%s): %s\n",
+                     opts.allow_weak ? "--allow-weak" : "enforcing = 0 in pwquality.conf", weak->value().c_str());
     }
     auto hashed = auth::hash_password(*s, password);
     util::wipe(password);

@@ -27,8 +27,16 @@ int check(const std::filesystem::path& config_file);
 // control socket and prints the answer.
 int admin(const std::string& command_name, const std::string& argument, const std::filesystem::path& config_file);
 
-// `poplar pw`: hashes a password for the passwd-file.
-int pw(const std::string& scheme_name, bool password_stdin);
+// `poplar pw`: hashes a password for the passwd-file, after the strength policy
+// (src/auth/password_policy.h) accepted it.
+struct pw_options {
+    std::string scheme = "SHA512-CRYPT";
+    bool password_stdin = false;
+    std::string user;        // for libpwquality's "contains the user name" check; may be empty
+    bool allow_weak = false;  // store a password the policy rejects, with a warning
+    std::optional<std::filesystem::path> pwquality_config;  // nullopt: /etc/security/pwquality.conf
+};
+int pw(const pw_options& opts);
 
 // Creates the demo state folder if absent (Maildir with sample messages, passwd-file with a
 // "demo" user, self-signed certificate, config file) and returns the config file's path.

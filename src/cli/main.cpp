@@ -24,14 +24,20 @@ int main(int argc, char** argv) {
     CLI::App* check = app.add_subcommand("check", "Validate a configuration file and exit");
     check->add_option("-c,--config", check_file, "TOML configuration file")->required();
 
-    std::string scheme = "SHA512-CRYPT";
-    bool password_stdin = false;
+    poplar::cli::pw_options pw_opts;
+    std::string pwquality_config;
     CLI::App* pw = app.add_subcommand("pw", "Hash a password for the passwd-file");
-    pw->add_option("-s,--scheme", scheme,
+    pw->add_option("-s,--scheme", pw_opts.scheme,
                    "ARGON2ID, ARGON2I, BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT, CRYPT, PLAIN or CLEAR "
                    "(case-insensitive)")
         ->capture_default_str();
-    pw->add_flag("--password-stdin", password_stdin, "Read the password from standard input (no prompt)");
+    pw->add_flag("--password-stdin", pw_opts.password_stdin, "Read the password from standard input (no prompt)");
+    pw->add_option("-u,--user", pw_opts.user,
+                   "The user the password is for, so a password containing the name (or its local part) is refused");
+    pw->add_flag("--allow-weak", pw_opts.allow_weak,
+                 "Store a password the strength policy rejects, with a warning on standard error");
+    pw->add_option("--pwquality-config", pwquality_config,
+                   "libpwquality settings to use instead of /etc/security/pwquality.conf");
 
     CLI::App* version = app.add_subcommand("version", "Print the version, commit, build type and library versions");
 
@@ -80,5 +86,8 @@ int main(int argc, char** argv) {
             return poplar::cli::admin(a.name, kick_user, admin_config);
         }
     }
-    return poplar::cli::pw(scheme, password_stdin);
+    if (!pwquality_config.empty()) {
+        pw_opts.pwquality_config = pwquality_config;
+    }
+    return poplar::cli::pw(pw_opts);
 }

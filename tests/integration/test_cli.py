@@ -109,20 +109,20 @@ def test_serve_refuses_port_in_use(small_env):
 @pytest.mark.parametrize("scheme", ["SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2ID", "PLAIN"])
 def test_pw_hash_logs_in(small_env, scheme):
     require_binary()
-    r = run([poplar_bin(), "pw", "--scheme", scheme, "--password-stdin"], input=b"h4sh me\n", timeout=60)
+    r = run([poplar_bin(), "pw", "--scheme", scheme, "--password-stdin"], input=b"h4sh me, kindly\n", timeout=60)
     assert r.returncode == 0, r.stderr
     line = r.stdout.decode().strip()
     assert line.startswith("{" + scheme + "}"), line
-    assert "\n" not in line and "h4sh me" not in line or scheme == "PLAIN"
+    assert "\n" not in line and "h4sh me, kindly" not in line or scheme == "PLAIN"
     small_env.write_passwd({"demo": line})
     with small_env.server() as srv, srv.connect() as c:
         c.greeting()
         assert c.cmd("USER demo") == b"+OK\r\n"
-        assert c.cmd("PASS h4sh me").startswith(b"+OK maildrop has 12 ")
+        assert c.cmd("PASS h4sh me, kindly").startswith(b"+OK maildrop has 12 ")
     with small_env.server() as srv, srv.connect() as c:
         c.greeting()
         assert c.cmd("USER demo") == b"+OK\r\n"
-        assert c.cmd("PASS h4sh mE") == b"-ERR [AUTH] invalid user name or password\r\n"
+        assert c.cmd("PASS h4sh me, kindlY") == b"-ERR [AUTH] invalid user name or password\r\n"
 
 
 def test_ipv6_and_multiple_listeners(small_env):
