@@ -21,27 +21,15 @@
 #include <string_view>
 #include <vector>
 
+#include "util/network.h"
 #include "util/result.h"
 
 namespace poplar::auth {
 
-// An IPv4 or IPv6 network; IPv4 is kept as IPv4-mapped IPv6 (::ffff:a.b.c.d), so one comparison
-// serves both and an IPv4 client seen on an IPv6 socket still matches its IPv4 network.
-struct network {
-    std::array<std::uint8_t, 16> bytes{};
-    unsigned prefix = 128;  // in IPv6 bits (an IPv4 /24 is 96 + 24)
-    bool contains(const std::array<std::uint8_t, 16>& address) const noexcept;
-};
-
-// "192.0.2.0/24", "2001:db8::/32", "198.51.100.7", "::1"; the error says what is wrong.
-result<network, std::string> parse_network(std::string_view text);
-// An address as `network` compares it: IPv4 as IPv4-mapped IPv6.
-std::array<std::uint8_t, 16> mapped_address(std::string_view ip_text);
-
 struct account_controls {
     bool nologin = false;
     std::string reason;                 // nologin's text for the client; empty: the usual reply
-    std::optional<std::vector<network>> allow_nets;  // nullopt: any address
+    std::optional<std::vector<util::network>> allow_nets;  // nullopt: any address
     bool require_tls = false;
     bool any() const noexcept { return nologin || allow_nets.has_value() || require_tls; }
 };
@@ -51,7 +39,7 @@ result<account_controls, std::string> parse_account_controls(std::string_view ex
 
 // What a login from this connection must be told, or nullopt when the controls allow it.
 struct client_facts {
-    std::array<std::uint8_t, 16> address{};  // mapped_address() form
+    std::array<std::uint8_t, 16> address{};  // util::mapped_address() form
     bool tls = false;
 };
 struct login_refusal {

@@ -33,8 +33,9 @@ const std::vector<section_schema>& schema() {
     static const std::vector<section_schema> s{
         {"server",
          {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections", "max_unauthenticated",
-          "max_connections_per_address", "max_sessions_per_user", "state_directory"}},
-        {"listen", {"pop3", "pop3s"}},
+          "max_connections_per_address", "max_sessions_per_user", "state_directory",
+          "trusted_proxies"}},
+        {"listen", {"pop3", "pop3s", "pop3_proxy", "pop3s_proxy"}},
         {"tls", {"certificate", "private_key", "min_version", "ciphers", "ciphersuites"}},
         {"storage", {"maildir", "locking"}},
         {"auth",
@@ -517,6 +518,23 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
             .value_or(c.server.max_connections_per_address));
     c.server.max_sessions_per_user = static_cast<unsigned>(
         r.integer(server, "server", "max_sessions_per_user", 1, 1'000'000).value_or(c.server.max_sessions_per_user));
+    if (const toml::node* n = server == nullptr ? nullptr : server->get("trusted_proxies")) {
+        const toml::array* arr = n->as_array();
+        if (arr == nullptr) {
+            r.fail("server.trusted_proxies", "expected an array of networks such as \"127.0.0.1/32\"", n);
+        } else {
+            for (const toml::node& e : *arr) {
+                auto net = e.is_string() ? util::parse_network(e.as_string()->get())
+                                         : result<util::network, std::string>(unexpected(std::string(
+                                               "expected an array of networks such as \"127.0.0.1/32\"")));
+                if (!net) {
+                    r.fail("server.trusted_proxies", net.error(), &e);
+                    continue;
+                }
+                c.server.trusted_proxies.push_back(*net);
+            }
+        }
+    }
     if (auto state = r.string(server, "server", "state_directory"); state && !state->empty()) {
         std::error_code ec;
         const std::filesystem::path dir = r.path(*state);
@@ -532,8 +550,22 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
     const std::size_t before_listen = r.problem_count();
     c.pop3 = r.endpoints(listen, "pop3");
     c.pop3s = r.endpoints(listen, "pop3s");
+    // Listeners behind a proxy that sends the PROXY protocol header (HAProxy's send-proxy or
+    // send-proxy-v2): the same kinds, marked, so binding and reload treat them alike.
+    for (auto [key, into] : {std::pair{"pop3_proxy", &c.pop3}, std::pair{"pop3s_proxy", &c.pop3s}}) {
+        for (endpoint ep : r.endpoints(listen, key)) {
+            ep.proxy = true;
+            into->push_back(std::move(ep));
+        }
+        if (listen != nullptr && listen->get(key) != nullptr && c.server.trusted_proxies.empty() &&
+            r.problem_count() == before_listen) {
+            r.fail(std::string("listen.") + key,
+                   "needs server.trusted_proxies: the addresses of the proxies allowed to send PROXY headers",
+                   listen->get(key));
+        }
+    }
     if (c.pop3.empty() && c.pop3s.empty() && r.problem_count() == before_listen) {
-        r.fail("listen", "no listener: set listen.pop3 and/or listen.pop3s", listen);
+        r.fail("listen", "no listener: set listen.pop3, listen.pop3s or their _proxy forms", listen);
     }
 
     const toml::table* tls = r.section(root, "tls");

@@ -16,6 +16,7 @@
 #include "core/session.h"
 #include "detect/usage_alerts.h"
 #include "storage/maildrop.h"
+#include "util/network.h"
 #include "util/result.h"
 
 namespace poplar::config {
@@ -24,6 +25,9 @@ namespace poplar::config {
 struct endpoint {
     std::string host;
     std::uint16_t port = 0;
+    // The peer is a proxy that sends a PROXY protocol header first ([listen] pop3_proxy,
+    // pop3s_proxy; only from server.trusted_proxies).
+    bool proxy = false;
     std::string to_string() const;
 };
 
@@ -50,6 +54,8 @@ struct server_settings {
     // Where the server keeps what must survive a restart (the familiar addresses of
     // auth.familiar_days); empty: kept in memory only.
     std::filesystem::path state_directory;
+    // The proxies allowed to send a PROXY protocol header (Dovecot: haproxy_trusted_networks).
+    std::vector<util::network> trusted_proxies;
 };
 
 struct storage_settings {

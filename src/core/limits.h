@@ -68,6 +68,10 @@ inline constexpr std::chrono::seconds default_shutdown_grace{5};
 // changed: a crash loses at most this much of what owners did, which costs them nothing but
 // being treated as strangers until their next login.
 inline constexpr std::chrono::seconds familiar_save_interval{10};
+// How long a connection on a PROXY protocol listener may take to send its header: a proxy
+// writes it as soon as it connects (HAProxy with send-proxy or send-proxy-v2), so 5 s only
+// matters to something that is not such a proxy.
+inline constexpr std::chrono::seconds proxy_header_timeout{5};
 
 // RETR/TOP read the stored message in chunks of at most this size, and send each chunk's wire
 // form in one write. 256 KiB rather than 64: a 100 MiB RETR took a quarter of the system calls

@@ -20,6 +20,7 @@
 
 #include "core/message_encoder.h"
 #include "core/reply.h"
+#include "util/network.h"
 #include "util/secret.h"
 #include "util/text.h"
 
@@ -79,7 +80,8 @@ const char* connection::reason_name(end_reason r) {
     return names[static_cast<int>(r)];
 }
 
-connection::connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls)
+connection::connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls,
+                       std::optional<asio::ip::address> client)
     : ctx_holder_(std::move(ctx)),
       socket_(std::move(socket)),
       watchdog_(socket_.get_executor()),
@@ -94,10 +96,11 @@ connection::connection(asio::ip::tcp::socket socket, std::shared_ptr<const conne
     // instead of waiting. Asio's own asynchronous operations are unaffected by this flag.
     socket_.non_blocking(true, ec);
     const auto remote = socket_.remote_endpoint(ec);
-    if (!ec) {
-        peer_ = remote.address().to_string();
-        loopback_ = is_loopback(remote.address());
-        address_ = address_key::of(remote.address());
+    if (client || !ec) {
+        const asio::ip::address a = client ? *client : remote.address();
+        peer_ = a.to_string();
+        loopback_ = is_loopback(a);
+        address_ = address_key::of(a);
     } else {
         peer_ = "unknown";
     }
@@ -481,7 +484,7 @@ asio::awaitable<bool> connection::perform(core::step st) {
             // The passwd-file's per-account controls (auth/account_controls.h), which need what
             // only this layer knows: the client's address and whether the connection is TLS.
             // A refusal is a failure like any other: same reply, same delay, same count.
-            auth::client_facts facts{auth::mapped_address(peer_), tls_ != nullptr};
+            auth::client_facts facts{util::mapped_address(peer_), tls_ != nullptr};
             if (auto refused = auth::refuse_login(*r.result.controls, facts)) {
                 r.result.result = auth::verdict::failure;
                 r.result.log_reason = std::move(refused->log_reason);

@@ -113,7 +113,10 @@ struct connection_info {
 
 class connection : public std::enable_shared_from_this<connection> {
 public:
-    connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls);
+    // `client`: the address a PROXY protocol header named, which replaces the socket's peer for
+    // every limit, penalty, policy and log line; nullopt: the peer is the client.
+    connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls,
+               std::optional<asio::ip::address> client = std::nullopt);
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;

@@ -24,11 +24,12 @@ enum class auth_failure : std::uint8_t { invalid_credentials, plaintext_refused,
 inline constexpr std::array<std::string_view, 4> auth_failure_names{"invalid_credentials", "plaintext_refused",
                                                                     "malformed", "unavailable"};
 
-// Why a connection was refused before its greeting: a connection limit ([server]) or an
-// authentication block (auth.block_after).
-enum class refusal : std::uint8_t { max_connections, max_unauthenticated, max_connections_per_address, blocked };
-inline constexpr std::array<std::string_view, 4> refusal_names{"max_connections", "max_unauthenticated",
-                                                               "max_connections_per_address", "blocked"};
+// Why a connection was refused before its greeting: a connection limit ([server]), an
+// authentication block (auth.block_after), or a PROXY protocol header missing, malformed or
+// from a peer not in server.trusted_proxies.
+enum class refusal : std::uint8_t { max_connections, max_unauthenticated, max_connections_per_address, blocked, proxy };
+inline constexpr std::array<std::string_view, 5> refusal_names{"max_connections", "max_unauthenticated",
+                                                               "max_connections_per_address", "blocked", "proxy"};
 
 // The usage alerts (detect::alert_kind, in its order).
 inline constexpr std::array<std::string_view, 4> alert_names{"retr_messages", "retr_bytes", "dele_messages",

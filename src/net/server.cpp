@@ -19,12 +19,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <span>
 #include <functional>
 #include <map>
 #include <thread>
 
 #include "core/reply.h"
 #include "net/service_notify.h"
+#include "proxy/header.h"
+#include "util/network.h"
 #include "util/result.h"
 #include "util/state_file.h"
 #include "util/text.h"
@@ -44,6 +49,7 @@ struct server::loop {
 struct server::listener {
     tcp::acceptor acceptor;
     bool implicit_tls;
+    bool proxy;  // a PROXY protocol header comes first ([listen] pop3_proxy, pop3s_proxy)
     std::string configured;  // "pop3 127.0.0.1:0": as the config says, to compare across reloads
     std::string name;        // "pop3 127.0.0.1:1110": as bound, for logs
     bool closed = false;
@@ -118,7 +124,7 @@ std::string span_text(std::chrono::system_clock::duration d) {
 }
 
 std::string configured_name(const config::endpoint& ep, bool implicit_tls) {
-    return fmt::format("{} {}", implicit_tls ? "pop3s" : "pop3", ep.to_string());
+    return fmt::format("{}{} {}", implicit_tls ? "pop3s" : "pop3", ep.proxy ? "_proxy" : "", ep.to_string());
 }
 
 // Settings a running server cannot change: they size or place what exists for its lifetime.
@@ -221,7 +227,7 @@ std::shared_ptr<server::live_generation> server::make_live(std::shared_ptr<const
 }
 
 std::shared_ptr<server::listener> server::bind_listener(const config::endpoint& ep, bool implicit_tls) {
-    const char* key = implicit_tls ? "pop3s" : "pop3";
+    const char* key = ep.proxy ? (implicit_tls ? "pop3s_proxy" : "pop3_proxy") : (implicit_tls ? "pop3s" : "pop3");
     asio::error_code ec;
     const asio::ip::address addr = asio::ip::make_address(ep.host, ec);
     if (ec) {
@@ -250,7 +256,7 @@ std::shared_ptr<server::listener> server::bind_listener(const config::endpoint& 
                                    bound.address().is_v6() ? fmt::format("[{}]:{}", host, bound.port())
                                                            : fmt::format("{}:{}", host, bound.port()));
     return std::make_shared<listener>(
-        listener{std::move(acc), implicit_tls, configured_name(ep, implicit_tls), std::move(name)});
+        listener{std::move(acc), implicit_tls, ep.proxy, configured_name(ep, implicit_tls), std::move(name)});
 }
 
 bool server::refuse_if_blocked(tcp::socket& socket, const asio::ip::address& peer, const listener& l) {
@@ -369,60 +375,168 @@ asio::awaitable<void> server::accept_loop(std::shared_ptr<listener> l) {
         }
         socket.set_option(tcp::no_delay(true), ec);
         const asio::ip::address peer = socket.remote_endpoint(ec).address();
-        if (refuse_if_blocked(socket, peer, *l)) {
-            continue;
-        }
-        const connection_limits::verdict admitted = limits_.admit(address_key::of(peer), current_->limits);
-        if (admitted != connection_limits::verdict::ok) {
-            counters_.count(counters_.connections_refused[static_cast<int>(
-                admitted == connection_limits::verdict::per_address       ? metrics::refusal::max_connections_per_address
-                : admitted == connection_limits::verdict::unauthenticated ? metrics::refusal::max_unauthenticated
-                                                                          : metrics::refusal::max_connections)]);
-            spdlog::warn("connection refused: rip={} reason=\"{}\"", peer.to_string(), verdict_reason(admitted));
-            // On an implicit-TLS port nothing can be said before a handshake, and a flood is
-            // exactly when poplar should not do handshakes: closed without a reply there.
-            if (!l->implicit_tls) {
-                static const std::string busy = core::err(core::resp_code::sys_temp, "too many connections, try later");
-                static const std::string waiting =
-                    core::err(core::resp_code::sys_temp, "too many connections waiting to log in, try later");
-                static const std::string from_you =
-                    core::err(core::resp_code::sys_temp, "too many connections from your address");
-                const std::string& reply = admitted == connection_limits::verdict::per_address ? from_you
-                                           : admitted == connection_limits::verdict::unauthenticated ? waiting
-                                                                                                     : busy;
-                socket.non_blocking(true, ec);
-                asio::write(socket, asio::buffer(reply), ec);
+        if (l->proxy) {
+            // Only a trusted proxy may say who the client is (server.trusted_proxies); its header
+            // is read on the connection's own loop, so a slow one holds up no other accept.
+            const auto mapped = util::mapped_address(peer.to_string());
+            const auto& trusted = cfg().server.trusted_proxies;
+            if (std::none_of(trusted.begin(), trusted.end(), [&](const util::network& n) { return n.contains(mapped); })) {
+                counters_.count(counters_.connections_refused[static_cast<int>(metrics::refusal::proxy)]);
+                spdlog::warn("proxy refused: rip={} reason=\"not in server.trusted_proxies\"", peer.to_string());
+                socket.close(ec);
+                continue;
             }
-            socket.close(ec);
+            asio::co_spawn(target.io, proxied(std::move(socket), peer, l, current_, &target), asio::detached);
             continue;
         }
-        counters_.connections.fetch_add(1, std::memory_order_relaxed);
-        // The context of the current generation; the connection keeps it alive (aliasing).
-        std::shared_ptr<const connection_context> ctx(current_, &current_->ctx);
-        auto conn = std::make_shared<connection>(std::move(socket), std::move(ctx), l->implicit_tls);
+        admit_and_start(std::move(socket), peer, std::nullopt, *l, current_, target);
+    }
+}
+
+asio::awaitable<void> server::proxied(tcp::socket socket, asio::ip::address proxy_peer, std::shared_ptr<listener> l,
+                                      std::shared_ptr<live_generation> gen, loop* target) {
+    auto header = co_await read_proxy_header(socket);
+    asio::error_code ec;
+    if (!header) {
+        counters_.count(counters_.connections_refused[static_cast<int>(metrics::refusal::proxy)]);
+        spdlog::warn("proxy refused: rip={} reason=\"{}\"", proxy_peer.to_string(), util::log_escape(header.error()));
+        socket.close(ec);
+        co_return;
+    }
+    if (shutting_down_) {
+        socket.close(ec);  // begin_shutdown() stopped the connections there were; none now
+        co_return;
+    }
+    asio::ip::address client = proxy_peer;
+    if (!header->local) {
+        const proxy::address& src = header->source;
+        if (src.v6) {
+            asio::ip::address_v6::bytes_type b{};
+            std::copy(src.bytes.begin(), src.bytes.end(), b.begin());
+            client = asio::ip::make_address_v6(b);
+        } else {
+            client = asio::ip::make_address_v4(asio::ip::address_v4::bytes_type{src.bytes[0], src.bytes[1], src.bytes[2],
+                                                                              src.bytes[3]});
+        }
+    }
+    spdlog::info("proxied: rip={} proxy={} version={}{}", client.to_string(), proxy_peer.to_string(), header->version,
+                 header->local ? " local" : "");
+    admit_and_start(std::move(socket), client, proxy_peer, *l, gen, *target);
+}
+
+asio::awaitable<result<proxy::header, std::string>> server::read_proxy_header(tcp::socket& socket) {
+    // Peeked, not read: whatever follows the header (a TLS ClientHello, pipelined commands)
+    // stays in the kernel for the session. A header arrives whole in practice (HAProxy writes it
+    // in one call); a partial one is looked at again every few milliseconds until the deadline.
+    const auto deadline = std::chrono::steady_clock::now() + limits::proxy_header_timeout;
+    asio::steady_timer timer(socket.get_executor());
+    std::array<std::uint8_t, proxy::max_header> buf{};
+    asio::error_code ec;
+    for (;;) {
+        timer.expires_at(deadline);
+        timer.async_wait([&socket](asio::error_code e) {
+            if (!e) {
+                asio::error_code ignored;
+                socket.cancel(ignored);
+            }
+        });
+        co_await socket.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+        timer.cancel();
+        if (ec) {
+            co_return unexpected(std::string(ec == asio::error::operation_aborted ? "no complete PROXY header within "
+                                                                                  "the deadline"
+                                                                                : ec.message()));
+        }
+        const ssize_t n = ::recv(socket.native_handle(), buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0) {
+            co_return unexpected(std::string("connection closed before a complete PROXY header"));
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                continue;
+            }
+            co_return unexpected(std::string(std::strerror(errno)));
+        }
+        const proxy::parsed p = proxy::parse(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
+        if (p.what == proxy::parsed::kind::invalid) {
+            co_return unexpected(p.error);
+        }
+        if (p.what == proxy::parsed::kind::complete) {
+            // Exactly the header's bytes, which the peek showed are there.
+            if (::recv(socket.native_handle(), buf.data(), p.length, MSG_DONTWAIT) != static_cast<ssize_t>(p.length)) {
+                co_return unexpected(std::string("could not consume the PROXY header"));
+            }
+            co_return p.value;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            co_return unexpected(std::string("no complete PROXY header within the deadline"));
+        }
+        timer.expires_after(std::chrono::milliseconds(5));
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+}
+
+void server::admit_and_start(tcp::socket socket, const asio::ip::address& client,
+                             std::optional<asio::ip::address> proxy_peer, const listener& l,
+                             const std::shared_ptr<live_generation>& gen, loop& target) {
+    asio::error_code ec;
+    if (refuse_if_blocked(socket, client, l)) {
+        return;
+    }
+    const connection_limits::verdict admitted = limits_.admit(address_key::of(client), gen->limits);
+    if (admitted != connection_limits::verdict::ok) {
+        counters_.count(counters_.connections_refused[static_cast<int>(
+            admitted == connection_limits::verdict::per_address       ? metrics::refusal::max_connections_per_address
+            : admitted == connection_limits::verdict::unauthenticated ? metrics::refusal::max_unauthenticated
+                                                                      : metrics::refusal::max_connections)]);
+        spdlog::warn("connection refused: rip={} reason=\"{}\"", client.to_string(), verdict_reason(admitted));
+        // On an implicit-TLS port nothing can be said before a handshake, and a flood is
+        // exactly when poplar should not do handshakes: closed without a reply there.
+        if (!l.implicit_tls) {
+            static const std::string busy = core::err(core::resp_code::sys_temp, "too many connections, try later");
+            static const std::string waiting =
+                core::err(core::resp_code::sys_temp, "too many connections waiting to log in, try later");
+            static const std::string from_you =
+                core::err(core::resp_code::sys_temp, "too many connections from your address");
+            const std::string& reply = admitted == connection_limits::verdict::per_address ? from_you
+                                       : admitted == connection_limits::verdict::unauthenticated ? waiting
+                                                                                                 : busy;
+            socket.non_blocking(true, ec);
+            asio::write(socket, asio::buffer(reply), ec);
+        }
+        socket.close(ec);
+        return;
+    }
+    counters_.connections.fetch_add(1, std::memory_order_relaxed);
+    // The context of the connection's generation; the connection keeps it alive (aliasing).
+    std::shared_ptr<const connection_context> ctx(gen, &gen->ctx);
+    std::optional<asio::ip::address> override_client;
+    if (proxy_peer) {
+        override_client = client;
+    }
+    auto conn = std::make_shared<connection>(std::move(socket), std::move(ctx), l.implicit_tls, override_client);
+    {
+        std::lock_guard lock(mutex_);
+        live_.emplace(conn.get(), conn);
+    }
+    ++count_;
+    target.live.fetch_add(1, std::memory_order_relaxed);
+    asio::co_spawn(target.io, [conn]() { return conn->run(); }, [this, &target, raw = conn.get()](std::exception_ptr e) {
+        if (e) {
+            // A bug, not a client's doing: log it and keep serving everyone else.
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                spdlog::error("session aborted by an internal error: {}", ex.what());
+            }
+        }
         {
             std::lock_guard lock(mutex_);
-            live_.emplace(conn.get(), conn);
+            live_.erase(raw);
         }
-        ++count_;
-        target.live.fetch_add(1, std::memory_order_relaxed);
-        asio::co_spawn(target.io, [conn]() { return conn->run(); }, [this, &target, raw = conn.get()](std::exception_ptr e) {
-            if (e) {
-                // A bug, not a client's doing: log it and keep serving everyone else.
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    spdlog::error("session aborted by an internal error: {}", ex.what());
-                }
-            }
-            {
-                std::lock_guard lock(mutex_);
-                live_.erase(raw);
-            }
-            target.live.fetch_sub(1, std::memory_order_relaxed);
-            --count_;
-        });
-    }
+        target.live.fetch_sub(1, std::memory_order_relaxed);
+        --count_;
+    });
 }
 
 void server::begin_shutdown() {

@@ -32,6 +32,8 @@
 #include "net/metrics.h"
 #include "net/metrics_listener.h"
 #include "net/worker_pool.h"
+#include "proxy/header.h"
+#include "util/result.h"
 #include "storage/maildrop.h"
 
 namespace poplar::net {
@@ -72,6 +74,16 @@ private:
     struct live_generation;
 
     asio::awaitable<void> accept_loop(std::shared_ptr<listener> l);
+    // A connection on a PROXY protocol listener from a trusted proxy: its header read (peeked,
+    // limits::proxy_header_timeout), then admitted as the client it names.
+    asio::awaitable<void> proxied(asio::ip::tcp::socket socket, asio::ip::address proxy_peer,
+                                  std::shared_ptr<listener> l, std::shared_ptr<live_generation> gen, loop* target);
+    asio::awaitable<result<proxy::header, std::string>> read_proxy_header(asio::ip::tcp::socket& socket);
+    // Blocks, connection limits, then the connection itself on `target`. `client` is the address
+    // every limit, penalty and log line uses; `proxy_peer` the proxy's, when there is one.
+    void admit_and_start(asio::ip::tcp::socket socket, const asio::ip::address& client,
+                         std::optional<asio::ip::address> proxy_peer, const listener& l,
+                         const std::shared_ptr<live_generation>& gen, loop& target);
     std::shared_ptr<listener> bind_listener(const config::endpoint& ep, bool implicit_tls);
     void start_listener(const std::shared_ptr<listener>& l);
     // At accept: an address an authentication block holds is told so and closed (true).

@@ -262,7 +262,7 @@ def full_env(env):
 # ---------------------------------------------------------------------------------------------
 # The server process
 
-LISTEN_RE = re.compile(r"listening: (pop3s?) (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s*$")
+LISTEN_RE = re.compile(r"listening: (pop3s?(?:_proxy)?) (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s*$")
 
 
 class PoplarServer:
@@ -272,7 +272,7 @@ class PoplarServer:
         self.config_path = config_path
         self.log_path = config_path + f".{time.monotonic_ns()}.log"
         self.proc = None
-        self.ports = {"pop3": [], "pop3s": []}   # [(host, port)]
+        self.ports = {"pop3": [], "pop3s": [], "pop3_proxy": [], "pop3s_proxy": []}   # [(host, port)]
         self.expect_listeners = expect_listeners
         self.check_clean_exit = check_clean_exit
         self.returncode = None
@@ -302,14 +302,14 @@ class PoplarServer:
     def _expected_listener_count(self):
         text = open(self.config_path).read()
         n = 0
-        for key in ("pop3", "pop3s"):
+        for key in ("pop3", "pop3s", "pop3_proxy", "pop3s_proxy"):
             m = re.search(rf"^{key}\s*=\s*\[(.*?)\]", text, re.M)
             if m:
                 n += len(re.findall(r'"[^"]*"', m.group(1)))
         return n
 
     def _parse_ports(self):
-        ports = {"pop3": [], "pop3s": []}
+        ports = {"pop3": [], "pop3s": [], "pop3_proxy": [], "pop3s_proxy": []}
         for line in self.log().splitlines():
             m = LISTEN_RE.search(line)
             if m:

@@ -162,6 +162,7 @@ def test_cmake_install_installs_exactly_the_expected_files(tmp_path):
     for example in (DIST / "postfix").glob("*"):
         expected.add(f"{prefix}/share/doc/poplar/examples/postfix/{example.name}")
     expected.add(f"{prefix}/share/doc/poplar/examples/prometheus/poplar-alerts.yml")
+    expected.add(f"{prefix}/share/doc/poplar/examples/haproxy/poplar.cfg")
 
     destdir = tmp_path / "root"
     cmake_install(destdir)

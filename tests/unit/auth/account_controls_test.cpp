@@ -8,7 +8,7 @@
 namespace poplar::auth {
 namespace {
 
-client_facts from(std::string_view ip, bool tls = false) { return {mapped_address(ip), tls}; }
+client_facts from(std::string_view ip, bool tls = false) { return {util::mapped_address(ip), tls}; }
 
 TEST(account_controls, unknown_fields_are_ignored) {
     auto c = parse_account_controls("userdb_mail=maildir:~/Maildir uid=1000 quota_rule=*:storage=1G");
