@@ -6,20 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include "test_address.h"
+
 namespace poplar::detect {
 namespace {
 
 using namespace std::chrono_literals;
 using clk = auth_penalties::clock;
 
-auth_penalties::address v4(unsigned char last) {
-    auth_penalties::address a{};
-    a[0] = 192;
-    a[1] = 0;
-    a[2] = 2;
-    a[3] = last;
-    return a;
-}
+auto v4(unsigned char last) { return testing::ipv4(192, 0, 2, last); }
 
 penalty_settings settings() {
     penalty_settings s;

@@ -5,20 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include "test_address.h"
+
 namespace poplar::detect {
 namespace {
 
 using namespace std::chrono_literals;
 using clk = familiar_addresses::clock;
 
-familiar_addresses::address v4(unsigned char last) {
-    familiar_addresses::address a{};
-    a[0] = 198;
-    a[1] = 51;
-    a[2] = 100;
-    a[3] = last;
-    return a;
-}
+auto v4(unsigned char last) { return testing::ipv4(198, 51, 100, last); }
 
 const clk::time_point day0 = clk::time_point{} + std::chrono::days(20'000) + 10h;
 
