@@ -51,13 +51,27 @@ bool parse_ip(std::string_view s, bool v6, address& out) {
 
 parsed parse_v1(std::span<const std::uint8_t> in) {
     const std::string_view text(reinterpret_cast<const char*>(in.data()), std::min(in.size(), max_v1_line));
-    const std::size_t crlf = text.find("\r\n");
+    // Section 2.1: US-ASCII, ended by CRLF. Anything else is refused as soon as it is seen, so a
+    // prefix of a header never gets an answer the whole header would not (the fuzz invariant),
+    // and no NUL can cut an address short for inet_pton.
+    std::size_t crlf = std::string_view::npos;
+    for (std::size_t i = 0; i < text.size() && crlf == std::string_view::npos; ++i) {
+        const char c = text[i];
+        if (c == '\r') {
+            if (i + 1 == text.size()) {
+                break;  // the LF may be next
+            }
+            if (text[i + 1] != '\n') {
+                return invalid("v1 header has a CR not followed by LF");
+            }
+            crlf = i;
+        } else if (c < 0x20 || c > 0x7e) {
+            return invalid(c == '\n' ? "v1 header ends in LF without CR" : "v1 header holds a byte that is not printable ASCII");
+        }
+    }
     if (crlf == std::string_view::npos) {
         if (in.size() >= max_v1_line) {
             return invalid("v1 header longer than 107 bytes");
-        }
-        if (text.find('\n') != std::string_view::npos) {
-            return invalid("v1 header ends in LF without CR");
         }
         return need_more();
     }

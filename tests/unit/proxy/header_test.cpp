@@ -65,6 +65,12 @@ TEST(proxy_header, v1_malformed) {
     EXPECT_EQ(of(bytes("PROXY UDP4 192.0.2.7 198.51.100.1 1 2\r\n")).error, "v1 protocol is not TCP4, TCP6 or UNKNOWN");
     EXPECT_EQ(of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 1 2\n")).error, "v1 header ends in LF without CR");
     EXPECT_EQ(of(bytes("PROXY " + std::string(120, 'x'))).error, "v1 header longer than 107 bytes");
+    // Found by fuzz_proxy_header: a NUL cut the address short for inet_pton, and a LF inside the
+    // line made a prefix invalid while the whole header parsed.
+    EXPECT_EQ(of(bytes(std::string("PROXY TCP4 192.0.2.7\0junk 198.51.100.1 1 2\r\n", 44))).error,
+              "v1 header holds a byte that is not printable ASCII");
+    EXPECT_EQ(of(bytes("PROXY TCP4 192.0.2.7\n 198.51.100.1 1 2\r\n")).error, "v1 header ends in LF without CR");
+    EXPECT_EQ(of(bytes("PROXY TCP4 192.0.2.7\r 198.51.100.1 1 2\r\n")).error, "v1 header has a CR not followed by LF");
     EXPECT_EQ(of(bytes("USER alice\r\n")).error, "no PROXY header: neither the v1 PROXY line nor the v2 signature");
     EXPECT_EQ(of(bytes("\x16\x03\x01")).what, parsed::kind::invalid);  // a TLS ClientHello
 }
