@@ -582,7 +582,7 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
         t.private_key = r.readable_file(tls, "tls", "private_key").value_or("");
         t.min_version = r.choice(tls, "tls", "min_version", {{"1.2"}, {"1.3"}}, "expected \"1.2\" or \"1.3\"")
                             .value_or("1.2");
-        t.ciphers = r.string(tls, "tls", "ciphers").value_or("");
+        t.ciphers = r.string(tls, "tls", "ciphers").value_or(default_tls12_ciphers);
         t.ciphersuites = r.string(tls, "tls", "ciphersuites").value_or("");
         if (r.problem_count() == before_tls) {
             c.tls = std::move(t);  // only a complete [tls] goes on to build a TLS context

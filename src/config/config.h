@@ -31,11 +31,19 @@ struct endpoint {
     std::string to_string() const;
 };
 
+// Mozilla's "intermediate" TLS 1.2 suites (ssl-config.mozilla.org, guidelines 5.7): forward
+// secrecy and AEAD only. OpenSSL's own default adds static-RSA key exchange (no forward secrecy)
+// and CBC suites (LUCKY13-prone), which testssl.sh flags and Dovecot's defaults leave out.
+inline constexpr const char* default_tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+
 struct tls_settings {
     std::filesystem::path certificate;  // PEM chain, leaf first
     std::filesystem::path private_key;  // PEM
     std::string min_version = "1.2";    // "1.2" or "1.3" (RFC 8996 retired 1.0/1.1)
-    std::string ciphers;                // TLS 1.2 cipher list, OpenSSL syntax; empty = OpenSSL's
+    std::string ciphers{default_tls12_ciphers};  // TLS 1.2 cipher list, OpenSSL syntax; "" = OpenSSL's
     std::string ciphersuites;           // TLS 1.3 suites; empty = OpenSSL's
 };
 

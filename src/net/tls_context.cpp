@@ -84,6 +84,9 @@ std::unique_ptr<asio::ssl::context> make_server_tls_context(const config::tls_se
         throw config::config_error(
             fmt::format("tls.private_key: cannot use \"{}\": {}", settings.private_key.string(), openssl_error()));
     }
+    // The DHE suites of the default list need DH parameters: OpenSSL's built-in RFC 7919 groups,
+    // sized to the certificate's key (2048 bits or more), rather than a dhparam file to manage.
+    SSL_CTX_set_dh_auto(native, 1);
     if (!settings.ciphers.empty() && SSL_CTX_set_cipher_list(native, settings.ciphers.c_str()) != 1) {
         throw config::config_error(fmt::format("tls.ciphers: \"{}\" selects no cipher", settings.ciphers));
     }
