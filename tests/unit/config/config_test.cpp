@@ -156,7 +156,7 @@ TEST_F(config_test, errors_name_the_file_line_and_key) {
     EXPECT_EQ(error_of(replace(base, "127.0.0.1:110", "localhost")),
               "test.toml:3: listen.pop3: \"localhost\" is not an address like \"127.0.0.1:110\" or \"[::1]:110\"");
     EXPECT_EQ(error_of(replace(base, "pop3 = [\"127.0.0.1:110\"]", "")),
-              "test.toml:2: listen: no listener: set listen.pop3 and/or listen.pop3s");
+              "test.toml:2: listen: no listener: set listen.pop3, listen.pop3s or their _proxy forms");
     EXPECT_EQ(error_of(replace(base, "pop3 = ", "pop3s = ")),
               "test.toml:3: listen.pop3s: implicit TLS listeners need a [tls] section with certificate and private_key");
     EXPECT_EQ(error_of(replace(base, "mail/%u", "/srv/mail")),
@@ -182,7 +182,7 @@ TEST_F(config_test, errors_name_the_file_line_and_key) {
               "test.toml:11: tls.min_version: expected \"1.2\" or \"1.3\"");
     EXPECT_EQ(error_of(base + "apop = \"yes\"\n"), "test.toml:8: auth.apop: expected true or false");
     EXPECT_EQ(error_of("[storage]\nmaildir = \"m/%u\"\n"),  // absent sections have no line to show
-              "test.toml: listen: no listener: set listen.pop3 and/or listen.pop3s\n"
+              "test.toml: listen: no listener: set listen.pop3, listen.pop3s or their _proxy forms\n"
               "test.toml: auth.passwd_file: missing: the Dovecot-format passwd-file with the users");
 }
 

@@ -70,7 +70,8 @@ TEST(MetricsExposition, RefusalsByReasonAlertsByKindAndPenaltyKeys) {
               "poplar_connections_refused_total{reason=\"max_connections\"} 0\n"
               "poplar_connections_refused_total{reason=\"max_unauthenticated\"} 0\n"
               "poplar_connections_refused_total{reason=\"max_connections_per_address\"} 2\n"
-              "poplar_connections_refused_total{reason=\"blocked\"} 7\n");
+              "poplar_connections_refused_total{reason=\"blocked\"} 7\n"
+              "poplar_connections_refused_total{reason=\"proxy\"} 0\n");
     EXPECT_EQ(lines_starting(text, "poplar_alerts_total{"),
               "poplar_alerts_total{kind=\"retr_messages\"} 0\n"
               "poplar_alerts_total{kind=\"retr_bytes\"} 0\n"
