@@ -18,6 +18,7 @@ int line_framer_one_input(const std::uint8_t* data, std::size_t size);
 int message_encoder_one_input(const std::uint8_t* data, std::size_t size);
 int session_one_input(const std::uint8_t* data, std::size_t size);
 int proxy_header_one_input(const std::uint8_t* data, std::size_t size);
+int maildir_names_one_input(const std::uint8_t* data, std::size_t size);
 
 // Consumes fuzz input: control bytes first, the rest as payload. Past the end, bytes read as 0.
 class byte_reader {
