@@ -4,6 +4,8 @@
 
 #include <malloc.h>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include "cli/runtime.h"
 #include "cli/version.h"
 #include "net/server.h"
+#include "util/privileges.h"
 
 namespace poplar::cli {
 
@@ -109,7 +112,36 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             log_warnings(again.warnings);
             return to_generation(std::move(again));
         };
+        // Root only for what needs it: refuse outright without server.user (unless allow_root),
+        // look the user up before binding (a typo fails before any port is taken), switch after.
+        std::optional<util::identity> run_as;
+        if (::geteuid() == 0 && cfg.server.user.empty() && !cfg.server.allow_root) {
+            spdlog::critical("cannot start: running as root: set server.user to the unprivileged user to switch to "
+                             "once the ports are bound (or server.allow_root = true to stay root)");
+            return exit_config;
+        }
+        if (!cfg.server.user.empty()) {
+            auto id = util::look_up_identity(cfg.server.user, cfg.server.group);
+            if (!id) {
+                spdlog::critical("cannot start: server.user: {}", id.error());
+                return exit_config;
+            }
+            if (::geteuid() == 0) {
+                run_as = *id;
+            } else if (id->uid != ::geteuid()) {
+                spdlog::warn("server.user is {} (uid {}), but poplar was started as uid {}, not root: it keeps "
+                             "running as uid {}", id->user, id->uid, ::geteuid(), ::geteuid());
+            }
+        }
         net::server srv(first, reload, {version_line(), absolute});
+        if (run_as) {
+            if (auto dropped = util::drop_privileges(*run_as); !dropped) {
+                spdlog::critical("cannot start: switching to server.user {} failed: {}", run_as->user, dropped.error());
+                return exit_runtime;
+            }
+            spdlog::info("privileges dropped: user={} uid={} gid={} supplementary_groups=none", run_as->user,
+                         run_as->uid, run_as->gid);
+        }
         if (!config_file) {
             print_demo_help(state_dir, cfg);
         }

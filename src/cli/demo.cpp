@@ -138,6 +138,7 @@ std::filesystem::path prepare_demo(const std::filesystem::path& state_dir) {
     write_file(config_file, fmt::format(R"(# poplar demo configuration, generated on first run (docs/configuration.md)
 [server]
 state_directory = {}  # familiar addresses of the authentication penalties
+allow_root = true  # the demo runs as whoever starts it; a real server sets user = "poplar"
 
 [listen]
 pop3  = ["127.0.0.1:1110"]   # plain POP3, offers STLS

@@ -91,11 +91,12 @@ std::vector<std::string> policy_warnings(const config::config& cfg) {
 
 std::string root_warning(purpose p) {
     if (p == purpose::check) {
-        return "running as root (effective uid 0): serve would run as root if started like this, and file "
-               "access is checked as root; run check and serve as the mail user (docs/operations.md)";
+        return "running as root (effective uid 0): file access is checked as root; serve needs server.user "
+               "(or server.allow_root) to start as root, and rereads files as that user at a reload "
+               "(docs/operations.md)";
     }
-    return "running as root (effective uid 0): poplar does not drop privileges, so every session runs as "
-           "root; run it as the mail user (docs/operations.md)";
+    return "running as root (effective uid 0) with server.allow_root: every session runs as root; set "
+           "server.user to switch to the mail user after binding the ports (docs/operations.md)";
 }
 
 }  // namespace
@@ -108,7 +109,9 @@ loaded load_and_assemble(const std::filesystem::path& config_file, purpose p) {
     const config::config& cfg = out.cfg;
     std::vector<std::string>& warnings = out.warnings;
 
-    if (::geteuid() == 0) {
+    // Started as root with server.user, serve switches to it once the ports are bound: nothing to
+    // warn about then (check is still told that it looks at the files as root).
+    if (::geteuid() == 0 && (cfg.server.user.empty() || p == purpose::check)) {
         warnings.push_back(root_warning(p));
     }
     // Each later check runs only on what the loader found valid (empty otherwise), so a bad key

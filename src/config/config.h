@@ -62,6 +62,11 @@ struct server_settings {
     // Where the server keeps what must survive a restart (the familiar addresses of
     // auth.familiar_days); empty: kept in memory only.
     std::filesystem::path state_directory;
+    // Started as root: the user (and group; empty: the user's) to switch to once the ports are
+    // bound, with no supplementary groups. Empty: refuse to serve as root unless allow_root.
+    std::string user;
+    std::string group;
+    bool allow_root = false;
     // The proxies allowed to send a PROXY protocol header (Dovecot: haproxy_trusted_networks).
     std::vector<util::network> trusted_proxies;
 };

@@ -111,7 +111,9 @@ class RawToml:
 
 def default_config(with_tls=True):
     cfg = {
-        "server": {"hostname": "test.invalid", "threads": 2, "shutdown_grace": "2s", "state_directory": "."},
+        # allow_root: CI runs the suite as root; test_privileges.py tests server.user.
+        "server": {"hostname": "test.invalid", "threads": 2, "shutdown_grace": "2s", "state_directory": ".",
+                   "allow_root": True},
         "listen": {"pop3": ["127.0.0.1:0"], "pop3s": ["127.0.0.1:0"]},
         "tls": {"certificate": "cert.pem", "private_key": "key.pem", "min_version": "1.2"},
         "storage": {"maildir": "mail/%u", "locking": "snapshot"},

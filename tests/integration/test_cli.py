@@ -317,7 +317,8 @@ def test_serve_logs_the_warnings_at_start(small_env):
         srv.wait_log(r"warning: auth\.apop: APOP is enabled")  # conftest sets apop = true
         srv.wait_log(r"warning: auth\.passwd_file: .*users\.passwd: 3 users have a \{PLAIN\}/\{CLEAR\} password")
         if os.geteuid() == 0:
-            srv.wait_log(r"warning: running as root \(effective uid 0\): poplar does not drop privileges")
+            srv.wait_log(r"warning: running as root \(effective uid 0\) with server\.allow_root: every session runs "
+                         r"as root")
         else:
             assert "running as root" not in srv.log()
 
@@ -341,8 +342,8 @@ def test_check_warns_when_run_as_root(small_env):
         pytest.skip("user namespaces not available: " + err)
     assert r.returncode == 0, err
     assert root_warning_lines(err) == [warning(
-        "running as root (effective uid 0): serve would run as root if started like this, and file access is "
-        "checked as root; run check and serve as the mail user (docs/operations.md)")], err
+        "running as root (effective uid 0): file access is checked as root; serve needs server.user (or "
+        "server.allow_root) to start as root, and rereads files as that user at a reload (docs/operations.md)")], err
 
 
 NOBODY = 65534
