@@ -1,45 +1,14 @@
-// The PROXY header fuzz harness (fuzz/fuzz_proxy_header.cpp) as an ordinary test: over its seed
-// corpus and a fixed set of generated inputs, so CI checks its invariants with any compiler.
-#include <gtest/gtest.h>
-
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <random>
-#include <string>
-
+// The PROXY header fuzz harness (fuzz/fuzz_proxy_header.cpp) over its seeds and generated input.
 #include "fuzz_harness.h"
+#include "fuzz_regression.h"
 
 namespace poplar::fuzz {
 namespace {
 
-int run(std::string_view input) {
-    return proxy_header_one_input(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
-}
-
 TEST(FuzzRegression, ProxyHeader) {
-    std::size_t seeds = 0;
-    for (const auto& entry :
-         std::filesystem::directory_iterator(std::filesystem::path(POPLAR_FUZZ_CORPUS_DIR) / "proxy_header")) {
-        std::ifstream f(entry.path(), std::ios::binary);
-        const std::string input((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        SCOPED_TRACE(entry.path().string());
-        EXPECT_EQ(run(input), 0);
-        ++seeds;
-    }
-    EXPECT_GT(seeds, 0u);
-    // Generated: each prefix kind, followed by bytes drawn mostly from what the formats use.
-    static constexpr std::string_view alphabet = "TCP46UNKOWN 0123456789.:abcdef\r\n\x00\x11\x21\x0c\x24\xff";
-    std::mt19937 rng(2449);
-    std::uniform_int_distribution<std::size_t> len(0, 160);
-    std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
-    for (int i = 0; i < 4000; ++i) {
-        std::string input(1, static_cast<char>(i % 4));
-        for (std::size_t n = len(rng); n > 0; --n) {
-            input += alphabet[pick(rng)];
-        }
-        EXPECT_EQ(run(input), 0);
-    }
+    EXPECT_GT(testing::run_seeds(proxy_header_one_input, "proxy_header"), 0u);
+    static constexpr char alphabet[] = "TCP46UNKOWN 0123456789.:abcdef\r\n\x00\x11\x21\x0c\x24\xff";
+    testing::run_generated(proxy_header_one_input, {alphabet, sizeof alphabet - 1}, 2449, 4000, 4, 160);  // NUL too
 }
 
 }  // namespace
