@@ -33,15 +33,16 @@ inline std::size_t run_seeds(harness h, const char* name) {
     return seeds;
 }
 
-// `count` inputs: a first byte cycling through 0..modes-1 (the harnesses' mode byte), then up to
-// `max_len` bytes drawn from `alphabet`, the characters the format under test cares about.
+// `count` inputs: a first byte cycling through 0..modes-1 (the harness's mode byte; none when
+// modes is 0), then up to `max_len` bytes drawn from `alphabet`, the characters the format under
+// test cares about.
 inline void run_generated(harness h, std::string_view alphabet, unsigned seed, int count, int modes,
                           std::size_t max_len) {
     std::mt19937 rng(seed);
     std::uniform_int_distribution<std::size_t> len(0, max_len);
     std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
     for (int i = 0; i < count; ++i) {
-        std::string input(1, static_cast<char>(i % modes));
+        std::string input = modes > 0 ? std::string(1, static_cast<char>(i % modes)) : std::string();
         for (std::size_t n = len(rng); n > 0; --n) {
             input += alphabet[pick(rng)];
         }
