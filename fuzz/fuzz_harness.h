@@ -20,6 +20,8 @@ int session_one_input(const std::uint8_t* data, std::size_t size);
 int proxy_header_one_input(const std::uint8_t* data, std::size_t size);
 int maildir_names_one_input(const std::uint8_t* data, std::size_t size);
 int config_one_input(const std::uint8_t* data, std::size_t size);
+int auth_wire_one_input(const std::uint8_t* data, std::size_t size);
+int passwd_file_one_input(const std::uint8_t* data, std::size_t size);
 
 // Consumes fuzz input: control bytes first, the rest as payload. Past the end, bytes read as 0.
 class byte_reader {

@@ -1,6 +1,7 @@
 // The server's CPU time and memory, read from /proc, for a whole process tree.
 //
-// Dovecot is many processes (master, login, auth, one pop3 per session); poplar is one. To count
+// Dovecot is many processes (master, login, auth, one pop3 per session); poplar is three (network,
+// auth supervisor, auth; docs/security.md "Processes"). To count
 // both fairly, each measured PID stands for itself and every live descendant. CPU is utime+stime
 // of every live process in the tree plus cutime+cstime (children that exited and were reaped by
 // a process in the tree), so a pop3 process that ends during the run still counts, via its parent.

@@ -177,8 +177,8 @@ std::string some_users(const std::vector<std::pair<std::size_t, std::string_view
 
 // Every bad line is reported (up to passwd_file::max_reported_problems), so one `poplar check`
 // shows them all; a file with any bad line is not used at all (no timing dummy is made for it).
-result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::path& path, std::string_view data,
-                                                         mode_t mode) {
+result<std::shared_ptr<snapshot>, problems> parse(const std::filesystem::path& path, std::string_view data,
+                                                   mode_t mode) {
     auto snap = std::make_shared<snapshot>();
     if ((mode & (S_IROTH | S_IWOTH)) != 0) {
         snap->warnings.push_back(path.string() + ": readable or writable by every local user; chmod o= it");
@@ -307,12 +307,7 @@ result<std::shared_ptr<const snapshot>, problems> parse(const std::filesystem::p
             "poplar pw (SHA512-CRYPT, BLF-CRYPT or ARGON2ID)",
             path.string(), weak_users.size(), weak_users.size() == 1 ? "user has" : "users have", named));
     }
-    auto dummy = build_timing_dummy(*snap);
-    if (!dummy) {
-        return unexpected(problems{path.string() + ": cannot make the timing dummy hash: " + dummy.error()});
-    }
-    snap->timing_dummy = std::move(*dummy);
-    return std::shared_ptr<const snapshot>(std::move(snap));
+    return snap;
 }
 
 struct loaded {
@@ -330,7 +325,12 @@ result<loaded, problems> load_version(const std::filesystem::path& path) {
     if (!snap) {
         return unexpected(std::move(snap.error()));
     }
-    return loaded{std::move(*snap), bytes->key};
+    auto dummy = build_timing_dummy(**snap);
+    if (!dummy) {
+        return unexpected(problems{path.string() + ": cannot make the timing dummy hash: " + dummy.error()});
+    }
+    (*snap)->timing_dummy = std::move(*dummy);
+    return loaded{std::shared_ptr<const snapshot>(std::move(*snap)), bytes->key};
 }
 
 // For the per-login temp_error: the first problem, with a count of the rest.
@@ -363,6 +363,19 @@ struct passwd_file::state {
     // login (which would let clients make the server re-read it at will) but is as soon as it changes.
     std::optional<std::pair<file_key, std::string>> failed;
 };
+
+result<std::vector<std::string>, std::vector<std::string>> passwd_file::parse_users(const std::filesystem::path& name,
+                                                                                   std::string_view text) {
+    auto snap = parse(name, text, 0600);
+    if (!snap) {
+        return unexpected(std::move(snap.error()));
+    }
+    std::vector<std::string> users;
+    for (const auto& [user, e] : (*snap)->users) {
+        users.push_back(user);
+    }
+    return users;
+}
 
 passwd_file::passwd_file(std::unique_ptr<state> s) : state_(std::move(s)) {}
 passwd_file::passwd_file(passwd_file&&) noexcept = default;

@@ -29,6 +29,12 @@ public:
     // hash computation). Logs nothing: what deserves a warning is in warnings().
     static result<passwd_file, std::vector<std::string>> load(const std::filesystem::path& path);
 
+    // The parser alone, as load() runs it on a file called `name` holding `text`: the users it
+    // defines (in name order), or every problem. No file is read and no hash computed; for the
+    // fuzzer (fuzz/fuzz_passwd_file.cpp) and tests.
+    static result<std::vector<std::string>, std::vector<std::string>> parse_users(const std::filesystem::path& name,
+                                                                                  std::string_view text);
+
     // Bad lines beyond this many are summed up in one "PATH: N more bad lines not listed" line.
     static constexpr std::size_t max_reported_problems = 100;
 

@@ -4,8 +4,11 @@
 
 #include <malloc.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +16,8 @@
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "cli/version.h"
+#include "authd/supervisor.h"
+#include "authd/auth_process.h"
 #include "net/server.h"
 #include "util/privileges.h"
 
@@ -66,10 +71,57 @@ void print_warnings(const std::vector<std::string>& warnings) {
 std::shared_ptr<const net::generation> to_generation(loaded&& l) {
     auto g = std::make_shared<net::generation>();
     g->cfg = std::move(l.cfg);
-    g->auth = std::move(l.rt.auth);
     g->store = std::move(l.rt.store);
     g->tls = std::move(l.tls);
     return g;
+}
+
+// Everything serve will load, checked in a child that exits (the passwd-file and the TLS key
+// included), so a bad configuration is refused with the lines `check` prints before anything
+// starts or logs, while this process holds no key or hash when it forks the auth supervisor.
+int preflight(const std::filesystem::path& config_file) {
+    std::fflush(stderr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        return exit_ok;  // nothing checked early; the same problems stop serve later
+    }
+    if (pid == 0) {
+        int code = exit_ok;
+        try {
+            (void)load_and_assemble(config_file, purpose::preflight);
+        } catch (const config::config_error& e) {
+            print_problems(e);
+            code = exit_config;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "poplar: %s\n", e.what());
+            code = exit_config;
+        }
+        std::fflush(stderr);
+        ::_exit(code);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : exit_runtime;
+}
+
+// Waits at most `grace` for the auth supervisor (which waits for the auth process, which saves
+// the familiar addresses) once the server closed its sockets; its exit status.
+int reap_supervisor(pid_t pid, std::chrono::milliseconds grace) {
+    const auto until = std::chrono::steady_clock::now() + grace;
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return status;
+        }
+        if (r < 0 || std::chrono::steady_clock::now() >= until) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return status;
+        }
+        ::usleep(10'000);
+    }
 }
 
 }  // namespace
@@ -86,14 +138,94 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             return exit_runtime;
         }
     }
-    loaded assembled;
+    const std::filesystem::path absolute = std::filesystem::absolute(path).lexically_normal();
+    if (const int refused = preflight(absolute); refused != exit_ok) {
+        return refused;
+    }
+    // The configuration alone first: the auth supervisor is forked from a process that has read
+    // nothing else (no private key, no passwd-file, no socket), so it and the auth process hold
+    // nothing of the network's.
+    config::loaded_config read;
     try {
-        assembled = load_and_assemble(path);
+        read = config::read_file(absolute);
     } catch (const config::config_error& e) {
         print_problems(e);
         return exit_config;
     }
-    start_logging(assembled);
+    if (!read.problems.empty()) {
+        try {
+            (void)load_and_assemble(absolute);  // every problem, as check lists them
+        } catch (const config::config_error& e) {
+            print_problems(e);
+        }
+        return exit_config;
+    }
+    const config::config& early = read.cfg;
+    setup_logging(early.log_level);
+    // Root only for what needs it: refuse outright without server.user (unless allow_root),
+    // look the users up before anything starts (a typo fails before any port is taken).
+    std::optional<util::identity> run_as;
+    std::optional<util::identity> auth_as;
+    if (::geteuid() == 0 && early.server.user.empty() && !early.server.allow_root) {
+        spdlog::critical("cannot start: running as root: set server.user to the unprivileged user to switch to "
+                         "once the ports are bound (or server.allow_root = true to stay root)");
+        return exit_config;
+    }
+    if (!early.server.user.empty()) {
+        auto id = util::look_up_identity(early.server.user, early.server.group);
+        if (!id) {
+            spdlog::critical("cannot start: server.user: {}", id.error());
+            return exit_config;
+        }
+        if (::geteuid() == 0) {
+            run_as = *id;
+        } else if (id->uid != ::geteuid()) {
+            spdlog::warn("server.user is {} (uid {}), but poplar was started as uid {}, not root: it keeps "
+                         "running as uid {}", id->user, id->uid, ::geteuid(), ::geteuid());
+        }
+    }
+    if (!early.auth.process_user.empty()) {
+        auto id = util::look_up_identity(early.auth.process_user, early.auth.process_group);
+        if (!id) {
+            spdlog::critical("cannot start: auth.process_user: {}", id.error());
+            return exit_config;
+        }
+        if (::geteuid() == 0) {
+            auth_as = *id;
+        } else if (id->uid != ::geteuid()) {
+            spdlog::warn("auth.process_user is {} (uid {}), but poplar was started as uid {}, not root: the auth "
+                         "process runs as uid {}", id->user, id->uid, ::geteuid(), ::geteuid());
+        }
+    } else {
+        auth_as = run_as;
+    }
+    authd::supervisor_handle supervisor;
+    try {
+        supervisor = authd::start_supervisor({absolute, net::event_loops(early), auth_as});
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return exit_runtime;
+    }
+    auto stop_supervisor = [&supervisor](int code) {
+        for (int fd : supervisor.channels) {
+            ::close(fd);
+        }
+        supervisor.channels.clear();
+        const int status = reap_supervisor(supervisor.pid, std::chrono::seconds(5));
+        if (WIFEXITED(status) && WEXITSTATUS(status) == authd::exit_unusable_config) {
+            return exit_config;
+        }
+        return code;
+    };
+
+    loaded assembled;
+    try {
+        assembled = load_and_assemble(absolute);
+    } catch (const config::config_error& e) {
+        print_problems(e);
+        return stop_supervisor(exit_config);
+    }
+    log_warnings(assembled.warnings);
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write is an error code, not a signal
     // RETR buffers of up to 256 KiB (and their wire form) come and go all the time. By default
     // glibc gives each back to the kernel (mmap/munmap above 128 KiB; madvise when the top of a
@@ -101,10 +233,9 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
     // full session's CPU in perf (docs/performance.md). Keep up to 32 MiB per arena instead.
     ::mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     ::mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+    int code = exit_ok;
     try {
         const std::shared_ptr<const net::generation> first = to_generation(std::move(assembled));
-        const config::config& cfg = first->cfg;
-        const std::filesystem::path absolute = std::filesystem::absolute(path).lexically_normal();
         // Reload: the same loader, so it refuses exactly what `check` would; its warnings are
         // logged as at start.
         auto reload = [absolute] {
@@ -112,48 +243,37 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             log_warnings(again.warnings);
             return to_generation(std::move(again));
         };
-        // Root only for what needs it: refuse outright without server.user (unless allow_root),
-        // look the user up before binding (a typo fails before any port is taken), switch after.
-        std::optional<util::identity> run_as;
-        if (::geteuid() == 0 && cfg.server.user.empty() && !cfg.server.allow_root) {
-            spdlog::critical("cannot start: running as root: set server.user to the unprivileged user to switch to "
-                             "once the ports are bound (or server.allow_root = true to stay root)");
-            return exit_config;
-        }
-        if (!cfg.server.user.empty()) {
-            auto id = util::look_up_identity(cfg.server.user, cfg.server.group);
-            if (!id) {
-                spdlog::critical("cannot start: server.user: {}", id.error());
-                return exit_config;
+        std::vector<int> channels = std::move(supervisor.channels);
+        supervisor.channels.clear();
+        net::server srv(first, reload, {version_line(), absolute}, std::move(channels));
+        if (auto ready = srv.wait_for_auth(); !ready) {
+            spdlog::critical("cannot start: {}", ready.error());
+            code = exit_runtime;
+        } else {
+            if (run_as) {
+                if (auto dropped = util::drop_privileges(*run_as); !dropped) {
+                    spdlog::critical("cannot start: switching to server.user {} failed: {}", run_as->user,
+                                     dropped.error());
+                    return stop_supervisor(exit_runtime);
+                }
+                spdlog::info("privileges dropped: user={} uid={} gid={} supplementary_groups=none", run_as->user,
+                             run_as->uid, run_as->gid);
             }
-            if (::geteuid() == 0) {
-                run_as = *id;
-            } else if (id->uid != ::geteuid()) {
-                spdlog::warn("server.user is {} (uid {}), but poplar was started as uid {}, not root: it keeps "
-                             "running as uid {}", id->user, id->uid, ::geteuid(), ::geteuid());
+            if (!config_file) {
+                print_demo_help(state_dir, first->cfg);
+            }
+            if (!srv.run()) {
+                code = exit_runtime;
             }
         }
-        net::server srv(first, reload, {version_line(), absolute});
-        if (run_as) {
-            if (auto dropped = util::drop_privileges(*run_as); !dropped) {
-                spdlog::critical("cannot start: switching to server.user {} failed: {}", run_as->user, dropped.error());
-                return exit_runtime;
-            }
-            spdlog::info("privileges dropped: user={} uid={} gid={} supplementary_groups=none", run_as->user,
-                         run_as->uid, run_as->gid);
-        }
-        if (!config_file) {
-            print_demo_help(state_dir, cfg);
-        }
-        srv.run();
     } catch (const config::config_error& e) {
         spdlog::critical("cannot start: {}", e.what());
-        return exit_config;
+        code = exit_config;
     } catch (const std::exception& e) {
         spdlog::critical("fatal: {}", e.what());
-        return exit_runtime;
+        code = exit_runtime;
     }
-    return exit_ok;
+    return stop_supervisor(code);
 }
 
 int check(const std::filesystem::path& config_file) {

@@ -10,8 +10,7 @@
 
 #include <stdexcept>
 
-#include "auth/passdb_authenticator.h"
-#include "auth/passwd_file.h"
+#include "authd/user_database.h"
 #include "net/tls_context.h"
 #include "storage/maildir/maildir_store.h"
 
@@ -116,25 +115,12 @@ loaded load_and_assemble(const std::filesystem::path& config_file, purpose p) {
     }
     // Each later check runs only on what the loader found valid (empty otherwise), so a bad key
     // gives one problem, not a cascade.
-    if (!cfg.auth.passwd_file.empty()) {
-        auto users = auth::passwd_file::load(cfg.auth.passwd_file);
-        if (!users) {
-            for (const std::string& e : users.error()) {
-                problems.push_back("auth.passwd_file: " + e);
-            }
-        } else {
-            for (const std::string& w : users->warnings()) {
-                warnings.push_back("auth.passwd_file: " + w);
-            }
-            out.rt.users = std::make_shared<auth::passwd_file>(std::move(users.value()));
-            std::shared_ptr<auth::verification_cache> cache;
-            if (cfg.auth.cache_ttl.count() > 0 && cfg.auth.cache_size > 0) {
-                cache = std::make_shared<auth::verification_cache>(
-                    auth::verification_cache_options{cfg.auth.cache_ttl, cfg.auth.cache_size});
-            }
-            out.rt.auth =
-                std::make_unique<auth::passdb_authenticator>(out.rt.users, auth::check_password, std::move(cache));
-        }
+    // The passwd-file is the auth process's to read (authd/): serve never opens it here. Its
+    // auth process reports the same problems when it starts, and refuses a reload with them.
+    if (p == purpose::check || p == purpose::preflight) {
+        authd::built_database db = authd::build_user_database(cfg);
+        problems.insert(problems.end(), db.problems.begin(), db.problems.end());
+        warnings.insert(warnings.end(), db.warnings.begin(), db.warnings.end());
     }
     if (!cfg.storage.maildir.empty()) {
         try {

@@ -11,21 +11,21 @@
 #include <string>
 #include <vector>
 
-#include "auth/authenticator.h"
-#include "auth/passdb.h"
 #include "config/config.h"
 #include "storage/maildrop.h"
 
 namespace poplar::cli {
 
+// What the network process runs on. The user database is not here: the auth process builds it
+// (authd/user_database.h), and `check` builds it to check it.
 struct runtime {
-    std::shared_ptr<auth::passdb> users;
-    std::unique_ptr<auth::authenticator> auth;
     std::unique_ptr<storage::mail_store> store;
 };
 
-// Who is asking: only the wording of the warnings differs ("serve would run as root").
-enum class purpose { serve, check };
+// Who is asking: the wording of the warnings differs ("serve would run as root"), and `check`
+// and serve's preflight (cmd_serve.cpp) also load the passwd-file, which serve itself leaves to
+// the auth process.
+enum class purpose { serve, check, preflight };
 
 struct loaded {
     config::config cfg;
@@ -35,7 +35,7 @@ struct loaded {
     std::vector<std::string> warnings;
 };
 
-// Reads the config file, then loads the passwd-file, checks the Maildir template and builds
+// Reads the config file, then (for `check` only) loads the passwd-file, checks the Maildir template and builds
 // the TLS context (net::make_server_tls_context, so a key that does not match the certificate
 // is caught), collecting every problem on the way. Throws config::config_error carrying all of
 // them (problems()) and the warnings found so far (warnings()); TOML syntax errors and an

@@ -41,7 +41,7 @@ const std::vector<section_schema>& schema() {
         {"auth",
          {"passwd_file", "plaintext", "apop", "apop_in_clear", "failure_delay", "max_failures", "cache_ttl",
           "cache_size", "penalty_max_delay", "penalty_half_life", "block_after", "block_duration", "penalty_table_size",
-          "familiar_days"}},
+          "familiar_days", "process_user", "process_group"}},
         {"pop3", {"expire", "login_delay", "login_timeout", "idle_timeout", "write_timeout", "max_bad_commands"}},
         {"control", {"socket", "mode", "group"}},
         {"alerts", {"window", "retr_messages", "retr_bytes", "dele_messages", "addresses"}},
@@ -104,8 +104,9 @@ std::optional<std::string_view> closest(std::string_view typed, const std::vecto
 
 class reader {
 public:
-    reader(std::string source, std::filesystem::path base_dir)
-        : source_(std::move(source)), base_(std::move(base_dir)) {}
+    reader(std::string source, std::filesystem::path base_dir, bool check_tls_files = true)
+        : source_(std::move(source)), base_(std::move(base_dir)), check_tls_files_(check_tls_files) {}
+    bool check_tls_files() const { return check_tls_files_; }
 
     // Records a problem. `at` is the node the problem is about (its line is reported); for a
     // missing key, the table it is missing from.
@@ -360,6 +361,7 @@ private:
 
     std::string source_;
     std::filesystem::path base_;
+    bool check_tls_files_ = true;
     std::vector<std::pair<std::uint32_t, std::string>> problems_;  // (line or 0, message)
 };
 
@@ -495,9 +497,9 @@ std::filesystem::path base_of(const std::filesystem::path& config_file) {
 }  // namespace
 
 loaded_config read_string(std::string_view toml_text, const std::filesystem::path& base_dir,
-                          const std::string& source_name) {
+                          const std::string& source_name, bool check_tls_files) {
     const toml::table root = parse_toml(toml_text, source_name);
-    reader r(source_name, base_dir);
+    reader r(source_name, base_dir, check_tls_files);
     r.only_sections(root);
     loaded_config out;
     config& c = out.cfg;
@@ -585,8 +587,13 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
         if (tls->get("private_key") == nullptr) {
             r.fail("tls.private_key", "missing (required when [tls] is present)", tls);
         }
-        t.certificate = r.readable_file(tls, "tls", "certificate").value_or("");
-        t.private_key = r.readable_file(tls, "tls", "private_key").value_or("");
+        if (r.check_tls_files()) {
+            t.certificate = r.readable_file(tls, "tls", "certificate").value_or("");
+            t.private_key = r.readable_file(tls, "tls", "private_key").value_or("");
+        } else {
+            t.certificate = r.path(r.string(tls, "tls", "certificate").value_or(""));
+            t.private_key = r.path(r.string(tls, "tls", "private_key").value_or(""));
+        }
         t.min_version = r.choice(tls, "tls", "min_version", {{"1.2"}, {"1.3"}}, "expected \"1.2\" or \"1.3\"")
                             .value_or("1.2");
         t.ciphers = r.string(tls, "tls", "ciphers").value_or(default_tls12_ciphers);
@@ -653,6 +660,8 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
         r.integer(auth, "auth", "penalty_table_size", 1000, 100'000'000).value_or(1'000'000));
     c.auth.familiar_days =
         static_cast<unsigned>(r.integer(auth, "auth", "familiar_days", 0, 3650).value_or(c.auth.familiar_days));
+    c.auth.process_user = r.string(auth, "auth", "process_user").value_or("");
+    c.auth.process_group = r.string(auth, "auth", "process_group").value_or("");
 
     const toml::table* pop3 = r.section(root, "pop3");
     if (auto expire = r.string(pop3, "pop3", "expire")) {
@@ -714,6 +723,10 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
 
 loaded_config read_file(const std::filesystem::path& path) {
     return read_string(read_config_text(path), base_of(path), path.string());
+}
+
+loaded_config read_file_for_auth_process(const std::filesystem::path& path) {
+    return read_string(read_config_text(path), base_of(path), path.string(), false);
 }
 
 config load_string(std::string_view toml_text, const std::filesystem::path& base_dir, const std::string& source_name) {

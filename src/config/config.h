@@ -90,6 +90,10 @@ struct auth_settings {
     // An address an account logged in from within this many days is familiar: the account's
     // penalty does not apply to it. 0: no address is familiar.
     unsigned familiar_days = 30;
+    // Started as root: the user (and group; empty: the user's) the auth process runs as, so
+    // that the passwd-file can belong to it alone. Empty: server.user (docs/security.md).
+    std::string process_user;
+    std::string process_group;
 };
 
 // The admin control socket (`poplar status`, `who`, `kick`, `stats`, `reload`): a Unix socket
@@ -161,7 +165,10 @@ struct loaded_config {
 // is unreadable, or TOML syntax (nothing after a syntax error can be parsed).
 loaded_config read_file(const std::filesystem::path& path);
 loaded_config read_string(std::string_view toml_text, const std::filesystem::path& base_dir,
-                          const std::string& source_name);
+                          const std::string& source_name, bool check_tls_files = true);
+// read_file() as the auth process needs it: the TLS certificate and key are not checked, since
+// that process never opens them and, running as auth.process_user, may not be able to.
+loaded_config read_file_for_auth_process(const std::filesystem::path& path);
 
 // read_file / read_string that throw config_error with every problem when there is any.
 config load_file(const std::filesystem::path& path);

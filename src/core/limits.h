@@ -72,6 +72,13 @@ inline constexpr std::chrono::seconds familiar_save_interval{10};
 // writes it as soon as it connects (HAProxy with send-proxy or send-proxy-v2), so 5 s only
 // matters to something that is not such a proxy.
 inline constexpr std::chrono::seconds proxy_header_timeout{5};
+// The auth process (authd/) answers a step within a hash verification and its queue; one that
+// does not answer in this long is stuck, and the login is a temporary failure ([SYS/TEMP])
+// rather than a session that hangs. Longer than any penalty delay (auth.penalty_max_delay).
+inline constexpr std::chrono::seconds auth_reply_timeout{60};
+// How long `poplar serve` waits at start for the auth process to load the passwd-file and say
+// hello: a passwd-file of a million users loads in a few seconds.
+inline constexpr std::chrono::seconds auth_start_timeout{60};
 
 // RETR/TOP read the stored message in chunks of at most this size, and send each chunk's wire
 // form in one write. 256 KiB rather than 64: a 100 MiB RETR took a quarter of the system calls

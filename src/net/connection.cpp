@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "core/message_encoder.h"
@@ -80,13 +81,14 @@ const char* connection::reason_name(end_reason r) {
     return names[static_cast<int>(r)];
 }
 
-connection::connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls,
-                       std::optional<asio::ip::address> client)
+connection::connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, auth_channel& auth,
+                       bool implicit_tls, std::optional<asio::ip::address> client)
     : ctx_holder_(std::move(ctx)),
       socket_(std::move(socket)),
       watchdog_(socket_.get_executor()),
       delay_(socket_.get_executor()),
       ctx_(*ctx_holder_),
+      auth_(auth),
       implicit_tls_(implicit_tls),
       started_(std::chrono::steady_clock::now()),
       framer_(limits::max_command_line),
@@ -391,20 +393,92 @@ detect::usage_alerts::address detect_address(const address_key& k) {
     return a;
 }
 
-asio::awaitable<bool> connection::refuse_blocked(const std::string& user, detect::auth_penalties::refusal why) {
-    ctx_.counters.auth_blocks.fetch_add(1, std::memory_order_relaxed);
-    const bool address = why == detect::auth_penalties::refusal::address_blocked;
-    // Not "auth failed": nothing was verified, so fail2ban counts the guesses, not the refusals
-    // that follow from them (dist/fail2ban/filter.d/poplar.conf).
-    spdlog::warn("auth refused: user=\"{}\" rip={} reason=\"{}\"", util::log_escape(user), peer_,
-                 address ? "address blocked after too many failed logins"
-                         : "account blocked for new addresses after too many failed logins");
-    // [SYS/TEMP] (RFC 3206 §4), not [AUTH]: the credentials may be right, and a client shown
-    // [AUTH] would ask its user for a new password instead of trying again later.
-    core::step next = session_->on_auth_refused(
-        core::resp_code::sys_temp, address ? "too many failed logins from your address, try again later"
-                                           : "too many failed logins for this account, try again later");
-    co_return co_await perform(std::move(next));
+asio::awaitable<std::optional<connection::relayed>> connection::relay_step(relay_mechanism& mech,
+                                                                           util::secret_string response) {
+    auth_wire::step s;
+    s.first = !mech.started();
+    if (s.first) {
+        mech.bind(auth_, ctx_.auth_shared.next_id());
+        s.mechanism = mech.name();
+        s.log_mechanism = session_->mechanism_name();
+        s.apop_timestamp = mech.apop_timestamp();
+        s.client = detect_address(address_);
+        s.client_text = peer_;
+        s.tls = tls_ != nullptr;
+    }
+    s.exchange = mech.id();
+    s.response.assign(response.view());
+    std::optional<auth_wire::reply> r = co_await auth_.step(std::move(s));
+    if (r && r->kind == auth_wire::reply_kind::delay) {
+        // The authentication penalty (detect/auth_penalties.h), decided by the auth process and
+        // enforced there too; waited out here, where a client hanging up can be seen.
+        ctx_.counters.auth_penalties.fetch_add(1, std::memory_order_relaxed);
+        if (!co_await flush()) {  // replies to pipelined commands before this one go out first
+            auth_.end(mech.id(), auth_wire::end_reason::client_left);
+            mech.finished();
+            co_return std::nullopt;
+        }
+        delay_.expires_after(std::min<std::chrono::milliseconds>(std::chrono::milliseconds(r->delay_ms),
+                                                                 limits::auth_reply_timeout));
+        asio::error_code ec;
+        co_await delay_.async_wait(asio::redirect_error(use_awaitable, ec));
+        if (stopping_) {
+            co_return std::nullopt;  // the relay's destructor ends the exchange
+        }
+        if (client_gone()) {
+            // Never verified: the attempt counted already (auth process: "auth abandoned").
+            auth_.end(mech.id(), auth_wire::end_reason::client_left);
+            mech.finished();
+            reason_ = end_reason::disconnect;
+            co_return std::nullopt;
+        }
+        r = co_await auth_.resume(mech.id());
+    }
+    relayed out;
+    if (!r || r->kind == auth_wire::reply_kind::delay) {
+        // Down, died meanwhile, or silent: the client may retry (the auth process is restarted
+        // by its supervisor). Not "auth failed": fail2ban must not ban anyone for it.
+        ctx_.counters.auth_unavailable.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("auth unavailable: user=\"\" rip={} mech={} reason=\"the auth process is not answering\"", peer_,
+                     session_->mechanism_name());
+        mech.finished();
+        out.step.done = true;
+        out.step.result = auth::outcome(auth::verdict::temporary_failure, {}, "auth process unavailable");
+        co_return out;
+    }
+    ctx_.auth_shared.penalty_keys.store(r->penalty_keys, std::memory_order_relaxed);
+    if (r->kind == auth_wire::reply_kind::challenge) {
+        out.step.done = false;
+        out.step.challenge = std::move(r->challenge);
+        co_return out;
+    }
+    mech.finished();
+    ctx_.auth_shared.note_blocked(detect_address(address_), std::chrono::milliseconds(r->address_blocked_ms),
+                                  std::chrono::steady_clock::now());
+    out.step.done = true;
+    switch (r->result) {
+        case auth_wire::verdict::success:
+            out.step.result = auth::outcome(auth::verdict::success, std::move(r->user), {});
+            break;
+        case auth_wire::verdict::failure:
+            if (r->refused != auth_wire::refusal::none) {
+                ctx_.counters.auth_blocks.fetch_add(1, std::memory_order_relaxed);
+                out.refusal = r->refused == auth_wire::refusal::address_blocked
+                                  ? "too many failed logins from your address, try again later"
+                                  : "too many failed logins for this account, try again later";
+                break;
+            }
+            ctx_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
+            out.step.result = auth::outcome(auth::verdict::failure, std::move(r->user), std::move(r->log_reason),
+                                            nullptr, std::move(r->client_message));
+            break;
+        case auth_wire::verdict::temporary_failure:
+            ctx_.counters.auth_unavailable.fetch_add(1, std::memory_order_relaxed);
+            out.step.result =
+                auth::outcome(auth::verdict::temporary_failure, std::move(r->user), std::move(r->log_reason));
+            break;
+    }
+    co_return out;
 }
 
 asio::awaitable<bool> connection::perform(core::step st) {
@@ -423,97 +497,19 @@ asio::awaitable<bool> connection::perform(core::step st) {
     out_ += st.reply;
 
     if (auto* a = std::get_if<core::effect::run_auth>(&st.next)) {
-        auth::sasl_mechanism* mech = a->mechanism;
-        util::secret_string resp(std::move(a->response));
-        // Penalties first, before anything is verified (detect/auth_penalties.h): a penalised
-        // client waits whatever its password, and the attempt is counted before the wait.
-        const std::optional<std::string> attempted = mech->attempted_user(resp.view());
-        detect::auth_penalties::attempt penalty;
-        const detect::usage_alerts::address from = detect_address(address_);
-        if (attempted) {
-            const bool familiar =
-                ctx_.familiar.is_familiar(*attempted, from, std::chrono::system_clock::now(), ctx_.familiar_days);
-            penalty = ctx_.penalties.begin(from, *attempted, familiar, std::chrono::steady_clock::now(), ctx_.penalty);
-            if (penalty.block_started) {
-                spdlog::warn("auth block: user=\"{}\" rip={} address_failures={:.0f} account_failures={:.0f} for={}s",
-                             util::log_escape(*attempted), peer_, penalty.address_score + 1,
-                             penalty.counted_account ? penalty.account_score + 1 : penalty.account_score,
-                             std::chrono::duration_cast<std::chrono::seconds>(ctx_.penalty.block_duration).count());
-            }
-            if (penalty.refused != detect::auth_penalties::refusal::none) {
-                co_return co_await refuse_blocked(*attempted, penalty.refused);
-            }
-            if (penalty.delay.count() > 0) {
-                ctx_.counters.auth_penalties.fetch_add(1, std::memory_order_relaxed);
-                spdlog::info("auth penalty: user=\"{}\" rip={} delay={}ms address_failures={:.0f} account_failures={:.0f}",
-                             util::log_escape(*attempted), peer_, penalty.delay.count(), penalty.address_score,
-                             penalty.account_score);
-                if (!co_await flush()) {
-                    co_return false;  // counted already: hanging up during the wait saves nothing
-                }
-                delay_.expires_after(penalty.delay);
-                asio::error_code ec;
-                co_await delay_.async_wait(asio::redirect_error(use_awaitable, ec));
-                if (stopping_) {
-                    co_return false;
-                }
-                // A client that hung up during the wait is not verified: its attempt counted as
-                // a failure already, and a right password verified for nobody would clear the
-                // address and make it familiar, telling the next connection what this one tried.
-                if (client_gone()) {
-                    spdlog::info("auth abandoned: user=\"{}\" rip={} reason=\"client left during the penalty delay\"",
-                                 util::log_escape(*attempted), peer_);
-                    reason_ = end_reason::disconnect;
-                    co_return false;
-                }
-            }
+        // Every mechanism here is a relay (net/auth_link.h): the verification, the penalties and
+        // their log lines are the auth process's; this side carries the bytes, waits out the
+        // delay it is told to, and counts.
+        auto* mech = dynamic_cast<relay_mechanism*>(a->mechanism);
+        assert(mech != nullptr);
+        std::optional<relayed> r = co_await relay_step(*mech, util::secret_string(std::move(a->response)));
+        if (!r) {
+            co_return false;
         }
-        // A password the verification cache holds is checked here, on the event loop: for a
-        // client that polls every few minutes that is most logins, and each trip to the worker
-        // pool and back costs two thread switches.
-        std::optional<auth::sasl_mechanism::step_result> stepped = mech->try_step_without_blocking(resp.view());
-        if (!stepped) {
-            auto job = [mech, resp = std::move(resp)]() { return mech->step(resp.view()); };
-            // In turn per client address: a guesser's queue of hashes does not delay others.
-            auth::sasl_mechanism::step_result on_pool =
-                co_await ctx_.pool.async_run_fair(address_key_hash{}(address_), std::move(job));
-            stepped = std::move(on_pool);
-        }
-        auth::sasl_mechanism::step_result r = std::move(*stepped);
-        if (r.done && r.result.result == auth::verdict::success && r.result.controls) {
-            // The passwd-file's per-account controls (auth/account_controls.h), which need what
-            // only this layer knows: the client's address and whether the connection is TLS.
-            // A refusal is a failure like any other: same reply, same delay, same count.
-            auth::client_facts facts{util::mapped_address(peer_), tls_ != nullptr};
-            if (auto refused = auth::refuse_login(*r.result.controls, facts)) {
-                r.result.result = auth::verdict::failure;
-                r.result.log_reason = std::move(refused->log_reason);
-                r.result.client_message = std::move(refused->client_message);
-                r.result.controls.reset();
-            }
-        }
-        if (attempted && r.done) {
-            const auto now = std::chrono::steady_clock::now();
-            if (r.result.result == auth::verdict::success) {
-                ctx_.penalties.succeeded(from, *attempted, penalty, now, ctx_.penalty);
-                if (ctx_.familiar.note_success(*attempted, from, std::chrono::system_clock::now(), ctx_.familiar_days)) {
-                    ctx_.familiar_changed.store(true, std::memory_order_relaxed);
-                }
-            } else if (r.result.result == auth::verdict::temporary_failure) {
-                ctx_.penalties.not_a_guess(from, *attempted, penalty, now, ctx_.penalty);
-            }
-        }
-        if (r.done && r.result.result == auth::verdict::failure) {
-            ctx_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
-            spdlog::info("auth failed: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
-                         peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
-        } else if (r.done && r.result.result == auth::verdict::temporary_failure) {
-            // Not "auth failed": fail2ban must not ban users because the user database is down.
-            ctx_.counters.auth_unavailable.fetch_add(1, std::memory_order_relaxed);
-            spdlog::warn("auth unavailable: user=\"{}\" rip={} mech={} reason=\"{}\"", util::log_escape(r.result.user),
-                         peer_, session_->mechanism_name(), util::log_escape(r.result.log_reason));
-        }
-        core::step next = session_->on_auth_step(std::move(r));
+        // A block: [SYS/TEMP] (RFC 3206 §4), not [AUTH]: the credentials may be right, and a
+        // client shown [AUTH] would ask its user for a new password instead of trying later.
+        core::step next = r->refusal.empty() ? session_->on_auth_step(std::move(r->step))
+                                             : session_->on_auth_refused(core::resp_code::sys_temp, r->refusal);
         co_return co_await perform(std::move(next));
     }
     if (auto* o = std::get_if<core::effect::open_maildrop>(&st.next)) {

@@ -20,13 +20,14 @@
 #include "core/line_framer.h"
 #include "core/output_buffer.h"
 #include "core/session.h"
-#include "detect/auth_penalties.h"
-#include "detect/familiar_addresses.h"
+#include "detect/usage_alerts.h"
+#include "net/auth_link.h"
 #include "net/connection_limits.h"
 #include "net/metrics.h"
 #include "net/tls_stream.h"
-#include "net/worker_pool.h"
+#include "util/worker_pool.h"
 #include "storage/maildrop.h"
+#include "util/secret.h"
 
 namespace poplar::net {
 
@@ -77,7 +78,7 @@ struct connection_context {
     auth::authenticator& auth;
     storage::mail_store& store;
     storage::lock_mode locking;
-    worker_pool& pool;
+    util::worker_pool& pool;
     asio::ssl::context* tls;  // nullptr when no [tls] is configured
     std::string hostname;     // for the APOP timestamp
     server_counters& counters;
@@ -85,11 +86,7 @@ struct connection_context {
     const config::server_settings& server;  // the per-user limit, max_unauthenticated
     detect::usage_alerts& usage;              // shared by every generation, like limits
     const detect::alert_thresholds& alert_thresholds;
-    detect::auth_penalties& penalties;        // shared by every generation, like limits
-    detect::familiar_addresses& familiar;     // likewise; the server saves it when told
-    std::atomic<bool>& familiar_changed;      // set when familiar changed what its file holds
-    detect::penalty_settings penalty;         // this generation's [auth] penalty settings
-    unsigned familiar_days;
+    auth_state& auth_shared;                  // what the auth process said: blocks, table size
 };
 
 // A client address as the detect/ tables take it.
@@ -114,9 +111,10 @@ struct connection_info {
 class connection : public std::enable_shared_from_this<connection> {
 public:
     // `client`: the address a PROXY protocol header named, which replaces the socket's peer for
-    // every limit, penalty, policy and log line; nullopt: the peer is the client.
-    connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, bool implicit_tls,
-               std::optional<asio::ip::address> client = std::nullopt);
+    // every limit, penalty, policy and log line; nullopt: the peer is the client. `auth` is the
+    // channel of the loop the connection runs on.
+    connection(asio::ip::tcp::socket socket, std::shared_ptr<const connection_context> ctx, auth_channel& auth,
+               bool implicit_tls, std::optional<asio::ip::address> client = std::nullopt);
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
@@ -145,8 +143,14 @@ private:
     void count_out(std::size_t n) { bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
 
     asio::awaitable<bool> perform(core::step step);
-    // An attempt an authentication block refuses: reply, log line, counter (no verification).
-    asio::awaitable<bool> refuse_blocked(const std::string& user, detect::auth_penalties::refusal why);
+    // One SASL step relayed to the auth process, penalty delay included: the verdict or the
+    // next challenge (or, with `refusal`, a block's [SYS/TEMP] text), or nullopt when the
+    // client left during the delay or the server is stopping (the session ends).
+    struct relayed {
+        auth::sasl_mechanism::step_result step;
+        std::string refusal;
+    };
+    asio::awaitable<std::optional<relayed>> relay_step(relay_mechanism& mech, util::secret_string response);
     asio::awaitable<bool> send_message(const core::effect::send_message& msg);
     asio::awaitable<bool> start_tls();
     asio::awaitable<bool> flush();
@@ -171,6 +175,7 @@ private:
     asio::steady_timer watchdog_;
     asio::steady_timer delay_;
     const connection_context& ctx_;
+    auth_channel& auth_;
     const bool implicit_tls_;
     std::string peer_;  // client address for log lines
     bool loopback_ = false;

@@ -5,6 +5,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/v6_only.hpp>
 #include <asio/redirect_error.hpp>
@@ -44,6 +45,7 @@ using asio::use_awaitable;
 struct server::loop {
     asio::io_context io{1};
     std::atomic<std::size_t> live{0};
+    std::unique_ptr<auth_channel> auth;  // this loop's socket to the auth process
 };
 
 struct server::listener {
@@ -155,22 +157,26 @@ std::vector<std::string> restart_only_changes(const config::config& was, const c
 
 }  // namespace
 
-server::server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity)
+std::size_t event_loops(const config::config& cfg) { return or_cores(cfg.server.threads); }
+
+server::server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity,
+               std::vector<int> auth_channels)
     : pool_(or_cores(first->cfg.server.worker_threads)),
-      penalties_(first->cfg.auth.penalty_table_size),
-      familiar_file_(first->cfg.server.state_directory.empty()
-                         ? std::filesystem::path()
-                         : first->cfg.server.state_directory / "familiar-addresses"),
       loader_(std::move(loader)),
       identity_(std::move(identity)),
       started_(std::chrono::system_clock::now()),
       loaded_at_(started_) {
     raise_fd_limit();
-    for (unsigned i = 0; i < or_cores(first->cfg.server.threads); ++i) {
+    for (std::size_t i = 0; i < event_loops(first->cfg); ++i) {
         loops_.push_back(std::make_unique<loop>());
     }
+    if (auth_channels.size() != loops_.size()) {
+        throw std::logic_error("one auth channel per event loop");
+    }
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+        loops_[i]->auth = std::make_unique<auth_channel>(loops_[i]->io, auth_channels[i], auth_shared_);
+    }
     current_ = make_live(std::move(first));
-    load_familiar();
     for (const config::endpoint& ep : cfg().pop3) {
         listeners_.push_back(bind_listener(ep, false));
     }
@@ -192,6 +198,9 @@ server::~server() {
     // pool is drained while every loop exists; then loop 0 goes first, because its pending
     // accepts hold sockets that already belong to the other loops.
     pool_.join();
+    for (auto& l : loops_) {
+        l->auth.reset();  // closes the socket: the auth process sees the end and stops
+    }
     control_.reset();
     metrics_.reset();
     listeners_.clear();
@@ -214,13 +223,9 @@ std::shared_ptr<server::live_generation> server::make_live(std::shared_ptr<const
     }
     auto live = std::make_shared<live_generation>(live_generation{
         g,
-        connection_context{c.policy, c.timeout, *g->auth, *g->store, c.storage.locking, pool_, g->tls.get(),
+        connection_context{c.policy, c.timeout, relay_, *g->store, c.storage.locking, pool_, g->tls.get(),
                            c.server.hostname.empty() ? default_hostname() : c.server.hostname, counters_, limits_,
-                           g->cfg.server, usage_, g->cfg.alerts, penalties_, familiar_, familiar_changed_,
-                           detect::penalty_settings{c.policy.auth_failure_delay, c.auth.penalty_max_delay,
-                                                    c.auth.penalty_half_life, c.auth.block_after,
-                                                    c.auth.block_duration},
-                           c.auth.familiar_days},
+                           g->cfg.server, usage_, g->cfg.alerts, auth_shared_},
         connection_limits::settings{total, c.server.max_unauthenticated, c.server.max_connections_per_address,
                                     c.server.max_sessions_per_user}});
     return live;
@@ -261,7 +266,7 @@ std::shared_ptr<server::listener> server::bind_listener(const config::endpoint& 
 
 bool server::refuse_if_blocked(tcp::socket& socket, const asio::ip::address& peer, const listener& l) {
     const detect::usage_alerts::address a = detect_address(address_key::of(peer));
-    const std::chrono::milliseconds left = penalties_.address_blocked_for(a, std::chrono::steady_clock::now());
+    const std::chrono::milliseconds left = auth_shared_.blocked_for(a, std::chrono::steady_clock::now());
     if (left.count() == 0) {
         return false;
     }
@@ -279,57 +284,6 @@ bool server::refuse_if_blocked(tcp::socket& socket, const asio::ip::address& pee
     }
     socket.close(ec);
     return true;
-}
-
-void server::load_familiar() {
-    if (familiar_file_.empty()) {
-        return;
-    }
-    auto text = util::read_file_if_exists(familiar_file_);
-    if (!text) {
-        // Not fatal: every address is a stranger until the owners log in again.
-        spdlog::warn("familiar addresses not loaded: {}", text.error());
-        return;
-    }
-    if (!text.value()) {
-        return;
-    }
-    const auto problems = familiar_.load_text(**text, std::chrono::system_clock::now(), cfg().auth.familiar_days);
-    for (const std::string& p : problems) {
-        spdlog::warn("familiar addresses: {}:{} (line skipped)", familiar_file_.string(), p);
-    }
-    spdlog::info("familiar addresses: {} accounts loaded from {}", familiar_.accounts(), familiar_file_.string());
-}
-
-void server::save_familiar() {
-    if (familiar_file_.empty() || !familiar_changed_.exchange(false)) {
-        return;
-    }
-    auto written = util::write_file_atomically(
-        familiar_file_, familiar_.to_text(std::chrono::system_clock::now(), cfg().auth.familiar_days));
-    if (!written) {
-        familiar_changed_.store(true);  // try again next time
-        spdlog::error("familiar addresses not saved: {}", written.error());
-    }
-}
-
-asio::awaitable<void> server::save_familiar_loop() {
-    asio::steady_timer t(loops_.front()->io);
-    while (!shutting_down_) {
-        t.expires_after(limits::familiar_save_interval);
-        asio::error_code ec;
-        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
-        if (ec || shutting_down_) {
-            co_return;
-        }
-        if (familiar_changed_.load(std::memory_order_relaxed)) {
-            // The text is made and written on the pool: an fsync must not stall loop 0's accepts.
-            co_await pool_.async_run([this] {
-                save_familiar();
-                return true;
-            });
-        }
-    }
 }
 
 void server::start_listener(const std::shared_ptr<listener>& l) {
@@ -514,7 +468,8 @@ void server::admit_and_start(tcp::socket socket, const asio::ip::address& client
     if (proxy_peer) {
         override_client = client;
     }
-    auto conn = std::make_shared<connection>(std::move(socket), std::move(ctx), l.implicit_tls, override_client);
+    auto conn = std::make_shared<connection>(std::move(socket), std::move(ctx), *target.auth, l.implicit_tls,
+                                             override_client);
     {
         std::lock_guard lock(mutex_);
         live_.emplace(conn.get(), conn);
@@ -614,6 +569,23 @@ asio::awaitable<control::reply> server::reload(std::string requested_by) {
         };
         want(now.pop3, false);
         want(now.pop3s, true);
+        // The user database is the auth process's: it rereads the same file and the passwd-file
+        // (authd/auth_process.cpp), and a problem there refuses the whole reload, as at start.
+        std::optional<auth_wire::reload_reply> auth_reloaded = co_await loops_.front()->auth->reload();
+        if (!auth_reloaded) {
+            throw config::config_error("auth process: no answer to the reload (see its log lines)");
+        }
+        if (!auth_reloaded->ok) {
+            std::vector<std::string> problems;
+            std::string_view rest = auth_reloaded->message;
+            while (!rest.empty()) {
+                const std::size_t nl = rest.find('\n');
+                problems.emplace_back(rest.substr(0, nl));
+                rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+            }
+            throw config::config_error(std::move(problems));
+        }
+        auth_shared_.set_mechanisms(std::move(auth_reloaded->mechanisms));
         for (const std::string& key : restart_only_changes(cfg(), now)) {
             spdlog::warn("reload: {} changed; the new value takes effect at the next restart", key);
         }
@@ -807,7 +779,7 @@ control::reply server::stats() const {
     }
     line("auth_penalties_total", v(c.auth_penalties));
     line("auth_blocks_total", v(c.auth_blocks));
-    line("auth_penalty_keys", penalties_.tracked());
+    line("auth_penalty_keys", auth_shared_.penalty_keys.load(std::memory_order_relaxed));
     line("reloads_total", v(c.reloads));
     line("reload_failures_total", v(c.reload_failures));
     return {true, body};
@@ -839,7 +811,7 @@ metrics::snapshot server::metrics_snapshot() const {
     s.auth_failures[static_cast<int>(auth_failure::unavailable)] = v(c.auth_unavailable);
     s.auth_penalties = v(c.auth_penalties);
     s.auth_blocks = v(c.auth_blocks);
-    s.auth_penalty_keys = penalties_.tracked();
+    s.auth_penalty_keys = auth_shared_.penalty_keys.load(std::memory_order_relaxed);
     for (std::size_t k = 0; k < s.alerts.size(); ++k) {
         s.alerts[k] = v(c.alerts[k]);
     }
@@ -863,7 +835,16 @@ metrics::snapshot server::metrics_snapshot() const {
     return s;
 }
 
-void server::run() {
+result<void, std::string> server::wait_for_auth() {
+    for (auto& l : loops_) {
+        if (auto ok = l->auth->wait_for_hello(limits::auth_start_timeout); !ok) {
+            return ok;
+        }
+    }
+    return {};
+}
+
+bool server::run() {
     asio::io_context& io0 = loops_.front()->io;
     for (auto& l : listeners_) {
         start_listener(l);
@@ -885,16 +866,12 @@ void server::run() {
         hangup.async_wait(on_hup);
     };
     hangup.async_wait(on_hup);
-    asio::signal_set signals(io0, SIGINT, SIGTERM);
-    signals.async_wait([this, &hangup, &io0](asio::error_code ec, int signo) {
-        if (ec) {
-            return;
-        }
-        spdlog::info("received signal {}", signo);
+    // Stops accepting, tells the sessions, waits for them at most shutdown_grace, then stops
+    // the loops: at SIGTERM/SIGINT, and when the auth supervisor is gone.
+    auto stop_serving = [this, &hangup, &io0] {
         asio::error_code ignored;
         hangup.cancel(ignored);
         begin_shutdown();
-        // Wait for sessions to say goodbye, at most shutdown_grace, then stop the loop.
         asio::co_spawn(io0, [this, &io0]() -> asio::awaitable<void> {
             const auto until = std::chrono::steady_clock::now() + cfg().server.shutdown_grace;
             asio::steady_timer t(io0);
@@ -907,7 +884,28 @@ void server::run() {
             }
             stop_loops();
         }, asio::detached);
+    };
+    asio::signal_set signals(io0, SIGINT, SIGTERM);
+    signals.async_wait([stop_serving](asio::error_code ec, int signo) {
+        if (ec) {
+            return;
+        }
+        spdlog::info("received signal {}", signo);
+        stop_serving();
     });
+    for (auto& l : loops_) {
+        // Without its supervisor nothing can start an auth process again: stop, and let the
+        // service manager start poplar afresh (Restart=on-failure).
+        l->auth->start([this, &io0, &signals, stop_serving] {
+            if (!auth_lost_.exchange(true)) {
+                asio::post(io0, [&signals, stop_serving] {
+                    asio::error_code ignored;
+                    signals.cancel(ignored);
+                    stop_serving();
+                });
+            }
+        });
+    }
 
     // Loops other than 0 have no work until a connection arrives: the guard keeps run() from
     // returning at once.
@@ -917,9 +915,6 @@ void server::run() {
         guards.push_back(asio::make_work_guard(loops_[i]->io));
         extra.emplace_back([&io = loops_[i]->io] { io.run(); });
     }
-    if (!familiar_file_.empty()) {
-        asio::co_spawn(io0, save_familiar_loop(), asio::detached);
-    }
     notify_service_manager(fmt::format("READY=1\nSTATUS={}\nMAINPID={}", "serving", ::getpid()));
     io0.run();
     guards.clear();
@@ -927,8 +922,8 @@ void server::run() {
     for (std::thread& t : extra) {
         t.join();
     }
-    save_familiar();
     spdlog::info("shutdown complete");
+    return !auth_lost_.load();
 }
 
 }  // namespace poplar::net

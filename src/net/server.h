@@ -24,24 +24,25 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "auth/authenticator.h"
 #include "config/config.h"
+#include "net/auth_link.h"
 #include "net/connection.h"
 #include "net/connection_limits.h"
 #include "net/control_listener.h"
 #include "net/metrics.h"
 #include "net/metrics_listener.h"
-#include "net/worker_pool.h"
+#include "util/worker_pool.h"
 #include "proxy/header.h"
 #include "util/result.h"
 #include "storage/maildrop.h"
 
 namespace poplar::net {
 
-// One configuration as loaded and assembled: what the sessions that start under it use.
+// One configuration as loaded and assembled: what the sessions that start under it use. The
+// user database is not here: it lives in the auth process (authd/), which rereads it when the
+// network process reloads.
 struct generation {
     config::config cfg;
-    std::shared_ptr<auth::authenticator> auth;
     std::shared_ptr<storage::mail_store> store;
     std::shared_ptr<asio::ssl::context> tls;  // null without [tls]
 };
@@ -55,18 +56,30 @@ struct server_identity {
     std::filesystem::path config_file;  // what reload rereads
 };
 
+// How many event loops (and so auth channels) a configuration runs: server.threads, or one per
+// core.
+std::size_t event_loops(const config::config& cfg);
+
 class server : private control_handler {
 public:
     // Binds every listener and the control socket (throws config::config_error naming the key
-    // whose value cannot be bound). Nothing runs until run().
-    server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity);
+    // whose value cannot be bound). `auth_channels`: the sockets to the auth process
+    // (authd/supervisor.h), one per event loop, whose hello has been awaited (the server owns
+    // them). Nothing runs until run().
+    server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity,
+           std::vector<int> auth_channels);
     ~server() override;
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
+    // Waits for the first auth process's hello on every channel; the error says why it did not
+    // come. Call before run().
+    result<void, std::string> wait_for_auth();
+
     // Serves until SIGTERM or SIGINT, then stops accepting, tells every session
-    // -ERR [SYS/TEMP] (nothing is deleted) and returns within server.shutdown_grace.
-    void run();
+    // -ERR [SYS/TEMP] (nothing is deleted) and returns within server.shutdown_grace. False when
+    // it stopped because the auth supervisor went away.
+    bool run();
 
 private:
     struct listener;
@@ -102,23 +115,17 @@ private:
     control::reply kick(const std::string& user);
     control::reply stats() const;
     std::array<std::uint64_t, metrics::phase_names.size()> sessions_by_phase() const;
-    // The familiar addresses' file: read at start; written when they changed, every
-    // limits::familiar_save_interval on loop 0 (the write on the pool) and at shutdown.
-    void load_familiar();
-    asio::awaitable<void> save_familiar_loop();
-    void save_familiar();
     // What a scrape of the metrics endpoint shows (loop 0).
     metrics::snapshot metrics_snapshot() const;
 
     std::vector<std::unique_ptr<loop>> loops_;  // loops_[0] also runs acceptors, control, signals
-    worker_pool pool_;
+    util::worker_pool pool_;
     server_counters counters_;
     connection_limits limits_;
     detect::usage_alerts usage_;
-    detect::auth_penalties penalties_;
-    detect::familiar_addresses familiar_;
-    std::atomic<bool> familiar_changed_{false};
-    const std::filesystem::path familiar_file_;  // empty without server.state_directory
+    auth_state auth_shared_;
+    relay_authenticator relay_{auth_shared_};
+    std::atomic<bool> auth_lost_{false};
     const generation_loader loader_;
     const server_identity identity_;
     const std::chrono::system_clock::time_point started_;

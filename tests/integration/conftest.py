@@ -361,6 +361,31 @@ class PoplarServer:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def family(self):
+        """The pids of poplar serve's processes: the network process (proc.pid), the auth
+        supervisor and the auth process, as /proc shows them now; with every pid seen before, so
+        the log lines of an auth process that died or was restarted still count as poplar's."""
+        seen = getattr(self, "_family", set())
+        if self.proc is not None:
+            seen.add(self.proc.pid)
+            parents = {}
+            for d in os.listdir("/proc"):
+                if d.isdigit():
+                    try:
+                        stat = open(f"/proc/{d}/stat").read()
+                    except OSError:
+                        continue
+                    parents[int(d)] = int(stat[stat.rindex(")") + 2:].split()[1])
+            grew = True
+            while grew:
+                grew = False
+                for pid, ppid in parents.items():
+                    if ppid in seen and pid not in seen:
+                        seen.add(pid)
+                        grew = True
+        self._family = seen
+        return seen
+
     # -- accessors
     def log(self) -> str:
         try:

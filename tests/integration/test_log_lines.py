@@ -36,14 +36,15 @@ def doc_form_regex(text):
 DOC_FORMS = [(row, doc_form_regex(row.text)) for row in doc_rows() if not row.problems]
 
 
-def log_lines(text, pid=None):
-    """[(level, message)] of every log line in text; asserts the prefix of each."""
+def log_lines(text, pids=None):
+    """[(level, message)] of every log line in text; asserts the prefix of each, and that it
+    comes from one of `pids` (poplar serve's processes: network, auth supervisor, auth)."""
     out = []
     for line in text.splitlines():
         m = LINE_RE.fullmatch(line)
         assert m, f"not a poplar log line: {line!r}"
-        if pid is not None:
-            assert int(m.group(2)) == pid, line
+        if pids is not None:
+            assert int(m.group(2)) in pids, line
         out.append((m.group(3), m.group(4)))
     return out
 
@@ -64,7 +65,7 @@ def logged(srv, prefix, timeout=5.0):
     """The (level, message) lines starting with prefix, once there is at least one."""
     deadline = time.monotonic() + timeout
     while True:
-        got = [(lv, msg) for lv, msg in log_lines(srv.log(), srv.proc.pid) if msg.startswith(prefix)]
+        got = [(lv, msg) for lv, msg in log_lines(srv.log(), srv.family()) if msg.startswith(prefix)]
         if got or time.monotonic() > deadline:
             return got
         time.sleep(0.02)

@@ -16,10 +16,10 @@
 #include <memory>
 #include <type_traits>
 
-#include "net/fair_queue.h"
+#include "util/fair_queue.h"
 #include <utility>
 
-namespace poplar::net {
+namespace poplar::util {
 
 // A queued job for async_run_fair: the completion lambda, type-erased for the fair_queue.
 template <class Fn>
@@ -91,4 +91,4 @@ private:
     asio::thread_pool pool_;
 };
 
-}  // namespace poplar::net
+}  // namespace poplar::util

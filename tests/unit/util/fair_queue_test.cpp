@@ -1,6 +1,6 @@
 // fair_queue's round robin, and worker_pool::async_run_fair on one thread: a client with many
 // queued jobs does not delay another client's single job behind all of them.
-#include "net/fair_queue.h"
+#include "util/fair_queue.h"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "net/worker_pool.h"
+#include "util/worker_pool.h"
 
-namespace poplar::net {
+namespace poplar::util {
 namespace {
 
 struct named final : fair_queue::job {
@@ -69,4 +69,4 @@ TEST(worker_pool, a_busy_client_does_not_queue_ahead_of_another) {
 }
 
 }  // namespace
-}  // namespace poplar::net
+}  // namespace poplar::util

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <unordered_map>
 
-namespace poplar::net {
+namespace poplar::util {
 
 class fair_queue {
 public:
@@ -53,4 +53,4 @@ private:
     std::deque<std::size_t> ring_;  // keys with queued jobs, each once, in serving order
 };
 
-}  // namespace poplar::net
+}  // namespace poplar::util
