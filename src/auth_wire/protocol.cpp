@@ -245,8 +245,13 @@ result<message, std::string> decode(std::span<const std::uint8_t> frame) {
     }
     const std::uint8_t type = r.u8();
     const std::uint64_t id = r.u64();
+    const auto t = static_cast<message_type>(type);
+    if ((t == message_type::hello || t == message_type::reset) && id != 0) {
+        // These carry no id; one that is not 0 is not a frame poplar made.
+        return unexpected(fmt::format("message type {} with an id", type));
+    }
     message out;
-    switch (static_cast<message_type>(type)) {
+    switch (t) {
         case message_type::hello: {
             hello h;
             h.generation = r.u32();

@@ -148,6 +148,15 @@ TEST(AuthWire, AStringLongerThanTheFrameIsRefused) {
     EXPECT_NE(r.error().find("truncated"), std::string::npos) << r.error();
 }
 
+TEST(AuthWire, MessagesWithoutAnIdMustSayZero) {
+    // Found by fuzz_auth_wire: an id on a hello or reset decoded, then encoded as 0.
+    for (const message& m : {message(hello{1, {}}), message(reset{1})}) {
+        std::string frame = encode(m);
+        frame[13] = 1;
+        EXPECT_FALSE(decode(bytes(frame)));
+    }
+}
+
 TEST(AuthWire, TooManyMechanismsAreRefused) {
     hello h{1, std::vector<mechanism>(65, mechanism{"X", false, ""})};
     EXPECT_FALSE(decode(bytes(encode(h))));
