@@ -662,6 +662,10 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
         static_cast<unsigned>(r.integer(auth, "auth", "familiar_days", 0, 3650).value_or(c.auth.familiar_days));
     c.auth.process_user = r.string(auth, "auth", "process_user").value_or("");
     c.auth.process_group = r.string(auth, "auth", "process_group").value_or("");
+    if (!c.auth.process_group.empty() && c.auth.process_user.empty()) {
+        r.fail("auth.process_group", "needs auth.process_user: the group is the one the auth process switches to with it",
+               auth->get("process_group"));
+    }
 
     const toml::table* pop3 = r.section(root, "pop3");
     if (auto expire = r.string(pop3, "pop3", "expire")) {

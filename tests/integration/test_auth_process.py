@@ -251,3 +251,23 @@ def test_a_reload_the_auth_process_refuses_is_refused_whole(small_env):
         with srv.connect() as c:
             c.greeting()
             c.login("demo")
+
+
+def test_process_group_without_process_user_is_a_config_error(small_env):
+    from conftest import poplar_bin
+    cfg = small_env.write_config({"auth": {"process_group": "nogroup"}})
+    r = subprocess.run([poplar_bin(), "check", "--config", cfg], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert ("auth.process_group: needs auth.process_user: the group is the one the auth process switches to "
+            "with it") in r.stderr
+
+
+@needs_root
+def test_an_unknown_process_user_is_refused_before_anything_starts(small_env):
+    from conftest import poplar_bin
+    cfg = small_env.write_config({"auth": {"process_user": "no-such-auth-user"}})
+    r = subprocess.run([poplar_bin(), "serve", "--config", cfg], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    out = r.stdout + r.stderr
+    assert 'critical: cannot start: auth.process_user: no such user "no-such-auth-user"' in out
+    assert "listening:" not in out and "auth process: ready" not in out
