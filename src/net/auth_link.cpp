@@ -76,12 +76,12 @@ struct auth_channel::waiter {
 };
 
 auth_channel::auth_channel(asio::io_context& io, int fd, auth_state& shared)
-    : io_(io), socket_(io, asio::generic::seq_packet_protocol(AF_UNIX, 0), fd), shared_(shared) {}
+    : io_(io), socket_(std::in_place, io, asio::generic::seq_packet_protocol(AF_UNIX, 0), fd), shared_(shared) {}
 
 auth_channel::~auth_channel() = default;
 
 result<void, std::string> auth_channel::wait_for_hello(std::chrono::milliseconds timeout) {
-    const int fd = socket_.native_handle();
+    const int fd = socket_->native_handle();
     const auto until = std::chrono::steady_clock::now() + timeout;
     std::vector<std::uint8_t> buf(auth_wire::max_frame + 1);
     for (;;) {
@@ -127,8 +127,9 @@ void auth_channel::start(std::function<void()> lost) {
 }
 
 void auth_channel::close() {
-    asio::error_code ec;
-    socket_.close(ec);
+    up_ = false;
+    fail_all();
+    socket_.reset();
 }
 
 asio::awaitable<void> auth_channel::read_loop() {
@@ -137,7 +138,7 @@ asio::awaitable<void> auth_channel::read_loop() {
         asio::error_code ec;
         asio::socket_base::message_flags flags = 0;
         const std::size_t n =
-            co_await socket_.async_receive(asio::buffer(buf), flags, asio::redirect_error(use_awaitable, ec));
+            co_await socket_->async_receive(asio::buffer(buf), flags, asio::redirect_error(use_awaitable, ec));
         if (ec == asio::error::operation_aborted) {
             break;  // closed at shutdown
         }
@@ -203,7 +204,7 @@ void auth_channel::fail_all() {
 }
 
 asio::awaitable<std::optional<auth_wire::message>> auth_channel::request(std::uint64_t id, std::string frame) {
-    if (!up_) {
+    if (!up_ || !socket_) {
         util::wipe(frame);
         co_return std::nullopt;
     }
@@ -211,7 +212,7 @@ asio::awaitable<std::optional<auth_wire::message>> auth_channel::request(std::ui
     w.timer.expires_after(limits::auth_reply_timeout);
     waiting_.emplace(id, &w);
     asio::error_code ec;
-    co_await socket_.async_send(asio::buffer(frame), 0, asio::redirect_error(use_awaitable, ec));
+    co_await socket_->async_send(asio::buffer(frame), 0, asio::redirect_error(use_awaitable, ec));
     util::wipe(frame);  // a step carries the client's password
     if (ec) {
         waiting_.erase(id);
@@ -261,11 +262,11 @@ asio::awaitable<std::optional<auth_wire::reload_reply>> auth_channel::reload() {
 }
 
 void auth_channel::end(std::uint64_t exchange, auth_wire::end_reason why) {
-    if (!up_ || !socket_.is_open()) {
+    if (!up_ || !socket_) {
         return;
     }
     const std::string frame = auth_wire::encode(auth_wire::end{exchange, generation_, why});
-    (void)::send(socket_.native_handle(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)::send(socket_->native_handle(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 // --- relay_mechanism, relay_authenticator ---

@@ -66,6 +66,9 @@ public:
     result<void, std::string> wait_for_hello(std::chrono::milliseconds timeout);
     // Starts reading replies on the loop; `lost` is called there if the supervisor goes away.
     void start(std::function<void()> lost);
+    // Closes and destroys the socket, before its loop's io_context goes: the channel itself
+    // outlives the io_context, whose destruction ends the sessions (and their exchanges, whose
+    // end() then finds the channel closed).
     void close();
 
     // Requests; each completes on this channel's loop, with nullopt when the auth process is
@@ -86,7 +89,7 @@ private:
     void fail_all();
 
     asio::io_context& io_;
-    asio::generic::seq_packet_protocol::socket socket_;
+    std::optional<asio::generic::seq_packet_protocol::socket> socket_;
     auth_state& shared_;
     std::function<void()> lost_;
     std::unordered_map<std::uint64_t, waiter*> waiting_;

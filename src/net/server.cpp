@@ -43,9 +43,16 @@ using asio::use_awaitable;
 // One event loop: an io_context run by exactly one thread (concurrency hint 1 lets Asio skip
 // the locking a shared scheduler needs), and its share of the connections.
 struct server::loop {
+    // Declared first so that it is destroyed last: the sessions the io_context's destruction
+    // ends still reach it (closed by then, see auth_channel::close()).
+    std::unique_ptr<auth_channel> auth;  // this loop's socket to the auth process
     asio::io_context io{1};
     std::atomic<std::size_t> live{0};
-    std::unique_ptr<auth_channel> auth;  // this loop's socket to the auth process
+    ~loop() {
+        if (auth) {
+            auth->close();  // its socket goes before the io_context it belongs to
+        }
+    }
 };
 
 struct server::listener {
@@ -199,7 +206,7 @@ server::~server() {
     // accepts hold sockets that already belong to the other loops.
     pool_.join();
     for (auto& l : loops_) {
-        l->auth.reset();  // closes the socket: the auth process sees the end and stops
+        l->auth->close();  // the auth process sees the end of its sockets and stops
     }
     control_.reset();
     metrics_.reset();

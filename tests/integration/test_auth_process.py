@@ -271,3 +271,17 @@ def test_an_unknown_process_user_is_refused_before_anything_starts(small_env):
     out = r.stdout + r.stderr
     assert 'critical: cannot start: auth.process_user: no such user "no-such-auth-user"' in out
     assert "listening:" not in out and "auth process: ready" not in out
+
+
+def test_stopping_with_an_exchange_half_done_is_clean(small_env):
+    # An AUTH LOGIN waiting for its password holds an exchange in the auth process; the session
+    # ends with the server and its end is sent on a channel that is closed by then (ASan in CI
+    # would see a use after free if the channel went first).
+    with small_env.server() as srv:
+        with srv.connect() as c:
+            c.greeting()
+            assert c.cmd("AUTH LOGIN") == b"+ VXNlcm5hbWU6\r\n"  # "Username:"
+            assert c.cmd("ZGVtbw==") == b"+ UGFzc3dvcmQ6\r\n"  # "demo" -> "Password:"
+            srv.stop()
+            assert c.readline() == b"-ERR [SYS/TEMP] server shutting down\r\n"
+    srv.assert_clean()
