@@ -209,6 +209,7 @@ std::string encode(const message& m) {
             [](const reload& r) {
                 writer w(message_type::reload, r.request);
                 w.u32(r.generation);
+                w.u8(r.commit ? 1 : 0);
                 return w.finish();
             },
             [](const reload_reply& r) {
@@ -216,6 +217,7 @@ std::string encode(const message& m) {
                 w.u8(r.ok ? 1 : 0);
                 w.bytes(r.message);
                 w.mechanisms(r.mechanisms);
+                w.bytes(r.config_text);
                 return w.finish();
             },
             [](const reset& r) {
@@ -321,6 +323,7 @@ result<message, std::string> decode(std::span<const std::uint8_t> frame) {
             reload q;
             q.request = id;
             q.generation = r.u32();
+            q.commit = r.flag();
             out = q;
             break;
         }
@@ -330,6 +333,7 @@ result<message, std::string> decode(std::span<const std::uint8_t> frame) {
             q.ok = r.flag();
             q.message = r.bytes();
             q.mechanisms = r.mechanisms();
+            q.config_text = r.bytes();
             out = std::move(q);
             break;
         }

@@ -124,9 +124,12 @@ struct reply {
     bool operator==(const reply&) const = default;
 };
 
+// A reload in two steps, so that the network process's half (TLS, listeners) can still refuse
+// it: `commit` false rereads and checks, keeping the result aside; true switches to it.
 struct reload {
     std::uint64_t request = 0;
     std::uint32_t generation = 0;
+    bool commit = false;
     bool operator==(const reload&) const = default;
 };
 
@@ -135,6 +138,9 @@ struct reload_reply {
     bool ok = false;
     std::string message;  // the problems, one per line, when !ok
     std::vector<mechanism> mechanisms;
+    // The configuration file as the auth process read it: the network process, whose sandbox
+    // keeps it out of the configuration's directory (the passwd-file's too, often), parses this.
+    std::string config_text;
     bool operator==(const reload_reply&) const = default;
 };
 

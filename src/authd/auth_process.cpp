@@ -14,7 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "authd/auth_service.h"
@@ -27,6 +31,9 @@ namespace poplar::authd {
 namespace {
 
 using seq_socket = asio::generic::seq_packet_protocol::socket;
+
+// A reload carries the configuration file's text to the network process in one frame.
+constexpr std::size_t max_config_text = 48 * 1024;
 
 unsigned or_cores(unsigned n) { return n == 0 ? std::max(1u, std::thread::hardware_concurrency()) : n; }
 
@@ -140,47 +147,69 @@ private:
             service_.on_end(*e);
         } else if (auto* q = std::get_if<auth_wire::reload>(&m)) {
             if (q->generation == options_.generation) {
-                asio::co_spawn(io_, reload(i, q->request), asio::detached);
+                asio::co_spawn(io_, reload(i, q->request, q->commit), asio::detached);
             }
         } else {
             spdlog::error("auth process: unexpected message {} from the network process", m.index());
         }
     }
 
-    // Rereads the configuration file and the passwd-file it names, on the pool; the exchanges
-    // in progress finish under the database they started with.
-    asio::awaitable<void> reload(std::size_t i, std::uint64_t request) {
-        struct loaded {
-            std::optional<config::config> cfg;
-            built_database db;
-        };
-        auto job = [path = options_.config_file]() {
-            loaded out;
-            try {
-                config::loaded_config read = config::read_file_for_auth_process(path);
-                if (!read.problems.empty()) {
-                    out.db.problems = std::move(read.problems);
-                    return out;
-                }
-                out.db = build_user_database(read.cfg);
-                out.cfg = std::move(read.cfg);
-            } catch (const std::exception& e) {
-                out.db.problems.push_back(e.what());
-            }
-            return out;
-        };
-        loaded l = co_await pool_.async_run(std::move(job));
+    // A reload's first step rereads the configuration file and the passwd-file it names, on the
+    // pool, and keeps them aside; the second (commit) switches to them. The exchanges in progress
+    // finish under the database they started with.
+    asio::awaitable<void> reload(std::size_t i, std::uint64_t request, bool commit) {
         auth_wire::reload_reply r;
         r.request = request;
+        if (commit) {
+            if (staged_) {
+                service_.set_database(staged_->db.db);
+                cfg_ = std::move(*staged_->cfg);
+                r.ok = true;
+                r.mechanisms = service_.database().mechanisms;
+                staged_.reset();
+                spdlog::info("auth process: reloaded {}", options_.config_file.string());
+            } else {
+                r.message = "auth process: no reload was prepared\n";
+            }
+            send(i, auth_wire::encode(r));
+            co_return;
+        }
+        auto job = [path = options_.config_file]() {
+            staged s;
+            try {
+                std::ifstream in(path, std::ios::binary);
+                if (!in) {
+                    s.db.problems.push_back(path.string() + ": cannot read: " + std::strerror(errno));
+                    return s;
+                }
+                s.text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+                if (s.text.size() > max_config_text) {
+                    s.db.problems.push_back(path.string() + ": larger than " + std::to_string(max_config_text / 1024) +
+                                            " KiB, which a reload cannot carry");
+                    return s;
+                }
+                config::loaded_config read = config::read_string(s.text, path.parent_path(), path.string(), false);
+                if (!read.problems.empty()) {
+                    s.db.problems = std::move(read.problems);
+                    return s;
+                }
+                s.db = build_user_database(read.cfg);
+                s.cfg = std::move(read.cfg);
+            } catch (const std::exception& e) {
+                s.db.problems.push_back(e.what());
+            }
+            return s;
+        };
+        staged l = co_await pool_.async_run(std::move(job));
+        staged_.reset();
         if (l.db.db) {
             for (const std::string& w : l.db.warnings) {
                 spdlog::warn("{}", w);
             }
-            service_.set_database(l.db.db);
-            cfg_ = std::move(*l.cfg);
             r.ok = true;
             r.mechanisms = l.db.db->mechanisms;
-            spdlog::info("auth process: reloaded {}", options_.config_file.string());
+            r.config_text = l.text;
+            staged_ = std::move(l);
         } else {
             for (const std::string& p : l.db.problems) {
                 r.message += p + "\n";
@@ -257,6 +286,12 @@ private:
     bool familiar_dirty_ = false;
     std::vector<std::unique_ptr<channel>> channels_;
     std::size_t closed_ = 0;
+    struct staged {
+        std::optional<config::config> cfg;
+        built_database db;
+        std::string text;
+    };
+    std::optional<staged> staged_;  // a reload read and checked, waiting for its commit
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -20,6 +21,7 @@
 #include "authd/auth_process.h"
 #include "net/server.h"
 #include "util/privileges.h"
+#include "util/sandbox.h"
 
 namespace poplar::cli {
 
@@ -103,6 +105,79 @@ int preflight(const std::filesystem::path& config_file) {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : exit_runtime;
+}
+
+// The directory a Maildir template's users all live beneath: its fixed part up to the last '/'
+// before the first '%' ("/var/lib/poplar/mail/%d/%n" -> "/var/lib/poplar/mail"), or the nearest
+// ancestor of it that exists (a first login creates the rest).
+std::filesystem::path mail_root(const std::string& maildir_template) {
+    const std::string fixed = maildir_template.substr(0, maildir_template.find('%'));
+    std::filesystem::path root = fixed.substr(0, fixed.rfind('/'));
+    if (root.empty()) {
+        root = "/";
+    }
+    std::error_code ec;
+    while (!std::filesystem::is_directory(root, ec) && root.has_parent_path() && root != root.parent_path()) {
+        root = root.parent_path();
+    }
+    return root;
+}
+
+// The network process's sandbox (util/sandbox.h), once its ports are bound, its users switched
+// and before it starts a thread: Landlock to the mail root and the TLS files' directories, and
+// no_new_privs. Each step logs what it did or why it could not; none stops the start.
+void confine(const config::config& cfg) {
+    if (!cfg.server.sandbox) {
+        if (auto nnp = util::forbid_new_privileges(); !nnp) {
+            spdlog::warn("sandbox: no_new_privs not set: {}", nnp.error());
+        }
+        spdlog::warn("sandbox: off (server.sandbox = false): the network process may open whatever its user may");
+        return;
+    }
+    std::vector<util::landlock_rule> rules;
+    const std::filesystem::path mail = mail_root(cfg.storage.maildir);
+    rules.push_back({mail, util::landlock_rule::access::read_write});
+    std::string read_dirs;
+    if (cfg.tls) {
+        for (const std::filesystem::path& f : {cfg.tls->certificate, cfg.tls->private_key}) {
+            std::error_code ec;
+            const std::filesystem::path dir = std::filesystem::weakly_canonical(f, ec).parent_path();
+            if (std::none_of(rules.begin(), rules.end(), [&](const util::landlock_rule& r) { return r.path == dir; })) {
+                rules.push_back({dir, util::landlock_rule::access::read});
+                read_dirs += (read_dirs.empty() ? "" : ", ") + dir.string();
+            }
+        }
+    }
+    // The control socket is removed at shutdown: its directory allows that and nothing else.
+    if (!cfg.control.socket.empty()) {
+        rules.push_back({cfg.control.socket.parent_path(), util::landlock_rule::access::remove});
+    }
+    // The passwd-file must stay out of reach: a TLS directory that holds it would let it in.
+    std::error_code ec;
+    const std::filesystem::path users = std::filesystem::weakly_canonical(cfg.auth.passwd_file, ec);
+    for (const util::landlock_rule& r : rules) {
+        if (r.what == util::landlock_rule::access::remove) {
+            continue;
+        }
+        const auto rel = users.lexically_relative(r.path);
+        if (!rel.empty() && *rel.begin() != "..") {
+            spdlog::warn("sandbox: the passwd-file {} is beneath {}, which the network process may read; move the "
+                         "passwd-file (or the TLS files) to a directory of its own",
+                         users.string(), r.path.string());
+        }
+    }
+    auto applied = util::restrict_file_system(rules);
+    if (!applied) {
+        if (auto nnp = util::forbid_new_privileges(); !nnp) {
+            spdlog::warn("sandbox: no_new_privs not set: {}", nnp.error());
+        }
+        spdlog::warn("sandbox: files not limited: {}; the network process may open whatever its user may",
+                     applied.error());
+        return;
+    }
+    spdlog::info("sandbox: Landlock ABI {}, no_new_privs: the network process may open only files beneath {} "
+                 "(read-write){}{}",
+                 applied.value(), mail.string(), read_dirs.empty() ? "" : " and in ", read_dirs.empty() ? "" : read_dirs + " (read)");
 }
 
 // Waits at most `grace` for the auth supervisor (which waits for the auth process, which saves
@@ -238,8 +313,8 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
         const std::shared_ptr<const net::generation> first = to_generation(std::move(assembled));
         // Reload: the same loader, so it refuses exactly what `check` would; its warnings are
         // logged as at start.
-        auto reload = [absolute] {
-            loaded again = load_and_assemble(absolute);
+        auto reload = [absolute](const std::string& text) {
+            loaded again = load_and_assemble(absolute, purpose::serve, &text);
             log_warnings(again.warnings);
             return to_generation(std::move(again));
         };
@@ -262,6 +337,7 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
             if (!config_file) {
                 print_demo_help(state_dir, first->cfg);
             }
+            confine(first->cfg);
             if (!srv.run()) {
                 code = exit_runtime;
             }

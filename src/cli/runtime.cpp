@@ -100,8 +100,12 @@ std::string root_warning(purpose p) {
 
 }  // namespace
 
-loaded load_and_assemble(const std::filesystem::path& config_file, purpose p) {
-    config::loaded_config read = config::read_file(config_file);  // throws only if unreadable at all
+loaded load_and_assemble(const std::filesystem::path& config_file, purpose p, const std::string* text) {
+    // Throws only if unreadable at all.
+    config::loaded_config read =
+        text == nullptr ? config::read_file(config_file)
+                        : config::read_string(*text, std::filesystem::absolute(config_file).lexically_normal().parent_path(),
+                                              config_file.string());
     std::vector<std::string> problems = std::move(read.problems);
     loaded out;
     out.cfg = std::move(read.cfg);

@@ -40,7 +40,9 @@ struct loaded {
 // is caught), collecting every problem on the way. Throws config::config_error carrying all of
 // them (problems()) and the warnings found so far (warnings()); TOML syntax errors and an
 // unreadable config file stop at once, since nothing after them can be checked.
-loaded load_and_assemble(const std::filesystem::path& config_file, purpose p = purpose::serve);
+// `text`: the file's contents as already read (a reload's, from the auth process); null: read it.
+loaded load_and_assemble(const std::filesystem::path& config_file, purpose p = purpose::serve,
+                         const std::string* text = nullptr);
 
 // Applies log.level and poplar's log line format (docs/operations.md: "Logs").
 void setup_logging(const std::string& level);

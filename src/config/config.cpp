@@ -34,7 +34,7 @@ const std::vector<section_schema>& schema() {
         {"server",
          {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections", "max_unauthenticated",
           "max_connections_per_address", "max_sessions_per_user", "state_directory",
-          "trusted_proxies", "user", "group", "allow_root"}},
+          "trusted_proxies", "user", "group", "allow_root", "sandbox"}},
         {"listen", {"pop3", "pop3s", "pop3_proxy", "pop3s_proxy"}},
         {"tls", {"certificate", "private_key", "min_version", "ciphers", "ciphersuites"}},
         {"storage", {"maildir", "locking"}},
@@ -523,6 +523,7 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
     c.server.user = r.string(server, "server", "user").value_or("");
     c.server.group = r.string(server, "server", "group").value_or("");
     c.server.allow_root = r.boolean(server, "server", "allow_root").value_or(false);
+    c.server.sandbox = r.boolean(server, "server", "sandbox").value_or(true);
     if (!c.server.group.empty() && c.server.user.empty()) {
         r.fail("server.group", "needs server.user: the group is the one the server switches to with it",
                server->get("group"));

@@ -67,6 +67,10 @@ struct server_settings {
     std::string user;
     std::string group;
     bool allow_root = false;
+    // Confine the network process with Landlock (docs/security.md "Processes"): it may open only
+    // the mail root and the TLS files' directories. Off only to tell whether the sandbox is what
+    // breaks something.
+    bool sandbox = true;
     // The proxies allowed to send a PROXY protocol header (Dovecot: haproxy_trusted_networks).
     std::vector<util::network> trusted_proxies;
 };

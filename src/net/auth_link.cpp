@@ -252,9 +252,9 @@ asio::awaitable<std::optional<auth_wire::reply>> auth_channel::resume(std::uint6
     co_return std::get<auth_wire::reply>(std::move(*m));
 }
 
-asio::awaitable<std::optional<auth_wire::reload_reply>> auth_channel::reload() {
+asio::awaitable<std::optional<auth_wire::reload_reply>> auth_channel::reload(bool commit) {
     const std::uint64_t id = shared_.next_id();
-    auto m = co_await request(id, auth_wire::encode(auth_wire::reload{id, generation_}));
+    auto m = co_await request(id, auth_wire::encode(auth_wire::reload{id, generation_, commit}));
     if (!m) {
         co_return std::nullopt;
     }

@@ -75,7 +75,7 @@ public:
     // down, dies meanwhile or does not answer in time.
     asio::awaitable<std::optional<auth_wire::reply>> step(auth_wire::step s);
     asio::awaitable<std::optional<auth_wire::reply>> resume(std::uint64_t exchange);
-    asio::awaitable<std::optional<auth_wire::reload_reply>> reload();
+    asio::awaitable<std::optional<auth_wire::reload_reply>> reload(bool commit);
     // The exchange is over on this side; never waits (a lost one the auth process forgets later).
     void end(std::uint64_t exchange, auth_wire::end_reason why);
 

@@ -168,7 +168,9 @@ std::size_t event_loops(const config::config& cfg) { return or_cores(cfg.server.
 
 server::server(std::shared_ptr<const generation> first, generation_loader loader, server_identity identity,
                std::vector<int> auth_channels)
-    : pool_(or_cores(first->cfg.server.worker_threads)),
+    // Started in run(): serve confines itself (util/sandbox.h) in between, and Landlock binds
+    // only the threads started after it.
+    : pool_(or_cores(first->cfg.server.worker_threads), false),
       loader_(std::move(loader)),
       identity_(std::move(identity)),
       started_(std::chrono::system_clock::now()),
@@ -536,11 +538,28 @@ asio::awaitable<control::reply> server::reload(std::string requested_by) {
     reloading_ = true;
     notify_service_manager("RELOADING=1");
     spdlog::info("reload: rereading {} (requested by {})", identity_.config_file.string(), requested_by);
-    // The loader reads files and hashes nothing, but a large passwd-file or a slow disk must not
-    // stall the sessions on loop 0: it runs on the pool.
-    auto job = [this]() -> result<std::shared_ptr<const generation>, config::config_error> {
+    // The auth process rereads the configuration file and the passwd-file first and keeps them
+    // aside (authd/auth_process.cpp); a problem there refuses the whole reload, as at start. Its
+    // copy of the file's text is what this process assembles.
+    std::optional<auth_wire::reload_reply> staged = co_await loops_.front()->auth->reload(false);
+    // The loader reads the TLS files and hashes nothing, but a slow disk must not stall the
+    // sessions on loop 0: it runs on the pool.
+    auto job = [this, staged]() -> result<std::shared_ptr<const generation>, config::config_error> {
+        if (!staged) {
+            return unexpected(config::config_error("auth process: no answer to the reload (see its log lines)"));
+        }
+        if (!staged->ok) {
+            std::vector<std::string> problems;
+            std::string_view rest = staged->message;
+            while (!rest.empty()) {
+                const std::size_t nl = rest.find('\n');
+                problems.emplace_back(rest.substr(0, nl));
+                rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+            }
+            return unexpected(config::config_error(std::move(problems)));
+        }
         try {
-            return loader_();
+            return loader_(staged->config_text);
         } catch (const config::config_error& e) {
             return unexpected(e);
         } catch (const std::exception& e) {
@@ -576,23 +595,12 @@ asio::awaitable<control::reply> server::reload(std::string requested_by) {
         };
         want(now.pop3, false);
         want(now.pop3s, true);
-        // The user database is the auth process's: it rereads the same file and the passwd-file
-        // (authd/auth_process.cpp), and a problem there refuses the whole reload, as at start.
-        std::optional<auth_wire::reload_reply> auth_reloaded = co_await loops_.front()->auth->reload();
-        if (!auth_reloaded) {
-            throw config::config_error("auth process: no answer to the reload (see its log lines)");
+        // Both halves are checked: the auth process switches to what it staged.
+        std::optional<auth_wire::reload_reply> committed = co_await loops_.front()->auth->reload(true);
+        if (!committed || !committed->ok) {
+            throw config::config_error(committed ? committed->message : "auth process: no answer to the reload commit");
         }
-        if (!auth_reloaded->ok) {
-            std::vector<std::string> problems;
-            std::string_view rest = auth_reloaded->message;
-            while (!rest.empty()) {
-                const std::size_t nl = rest.find('\n');
-                problems.emplace_back(rest.substr(0, nl));
-                rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-            }
-            throw config::config_error(std::move(problems));
-        }
-        auth_shared_.set_mechanisms(std::move(auth_reloaded->mechanisms));
+        auth_shared_.set_mechanisms(std::move(committed->mechanisms));
         for (const std::string& key : restart_only_changes(cfg(), now)) {
             spdlog::warn("reload: {} changed; the new value takes effect at the next restart", key);
         }
@@ -853,6 +861,7 @@ result<void, std::string> server::wait_for_auth() {
 
 bool server::run() {
     asio::io_context& io0 = loops_.front()->io;
+    pool_.start();
     for (auto& l : listeners_) {
         start_listener(l);
     }

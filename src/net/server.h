@@ -47,9 +47,10 @@ struct generation {
     std::shared_ptr<asio::ssl::context> tls;  // null without [tls]
 };
 
-// Reads the config file again and assembles it, as `poplar check` does. Throws
-// config::config_error with every problem found. Runs on the worker pool.
-using generation_loader = std::function<std::shared_ptr<const generation>()>;
+// Assembles the config file's text (as the auth process read it for the reload, so the network
+// process need not open the file) as `poplar check` does. Throws config::config_error with every
+// problem found. Runs on the worker pool.
+using generation_loader = std::function<std::shared_ptr<const generation>(const std::string& config_text)>;
 
 struct server_identity {
     std::string version;              // "poplar 0.1.0 (commit ..., RelWithDebInfo)"

@@ -10,10 +10,13 @@
 #include <asio/dispatch.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
-#include <asio/thread_pool.hpp>
+#include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <memory>
+#include <thread>
+#include <vector>
 #include <type_traits>
 
 #include "util/fair_queue.h"
@@ -31,8 +34,25 @@ struct fair_job final : fair_queue::job {
 
 class worker_pool {
 public:
-    explicit worker_pool(unsigned threads) : pool_(threads) {}
+    // `start_now` false: the threads start at start(), so that a process can confine itself
+    // first (util/sandbox.h: Landlock binds the threads started after it). Jobs posted before
+    // then wait.
+    explicit worker_pool(unsigned threads, bool start_now = true) : threads_(threads), guard_(io_.get_executor()) {
+        if (start_now) {
+            start();
+        }
+    }
     ~worker_pool() { join(); }
+
+    // Starts the threads; idempotent.
+    void start() {
+        if (!workers_.empty() || joined_) {
+            return;
+        }
+        for (unsigned i = 0; i < std::max(1u, threads_); ++i) {
+            workers_.emplace_back([this] { io_.run(); });
+        }
+    }
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
 
@@ -43,7 +63,7 @@ public:
         using task = std::decay_t<F>;
         using R = std::invoke_result_t<task&>;
         return asio::async_initiate<Token, void(R)>(
-            [this](auto handler, task fn) { asio::post(pool_, completion<R>(std::move(handler), std::move(fn))); },
+            [this](auto handler, task fn) { asio::post(io_, completion<R>(std::move(handler), std::move(fn))); },
             token, std::forward<F>(f));
     }
 
@@ -58,7 +78,7 @@ public:
                 auto run = completion<R>(std::move(handler), std::move(fn));
                 fair_.push(client, std::make_unique<fair_job<decltype(run)>>(std::move(run)));
                 // One runner per job: each takes whichever job is next in turn, not its own.
-                asio::post(pool_, [this] {
+                asio::post(io_, [this] {
                     if (auto next = fair_.pop()) {
                         next->run();
                     }
@@ -68,8 +88,22 @@ public:
     }
 
     // Waits for queued and running jobs to finish; idempotent. Each job's completion is posted to
-    // its caller's event loop, so the loops must outlive this call.
-    void join() { pool_.join(); }
+    // its caller's event loop, so the loops must outlive this call. A pool never started runs
+    // what is queued on this thread.
+    void join() {
+        if (joined_) {
+            return;
+        }
+        joined_ = true;
+        guard_.reset();
+        if (workers_.empty()) {
+            io_.run();
+        }
+        for (std::thread& t : workers_) {
+            t.join();
+        }
+        workers_.clear();
+    }
 
 private:
     // What a worker runs: the job, then its result handed to the caller's executor. The work
@@ -87,8 +121,12 @@ private:
         };
     }
 
-    fair_queue fair_;  // before pool_: the pool's threads use it until join()
-    asio::thread_pool pool_;
+    fair_queue fair_;  // before the threads: they use it until join()
+    unsigned threads_;
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> guard_;
+    std::vector<std::thread> workers_;
+    bool joined_ = false;
 };
 
 }  // namespace poplar::util

@@ -58,9 +58,10 @@ std::vector<message> samples() {
         done,
         delay,
         challenge,
-        reload{9, 3},
-        reload_reply{9, false, "auth.passwd_file: users:2: empty user name\n", {}},
-        reload_reply{10, true, "", {{"PLAIN", true, ""}}},
+        reload{9, 3, false},
+        reload{10, 3, true},
+        reload_reply{9, false, "auth.passwd_file: users:2: empty user name\n", {}, {}},
+        reload_reply{10, true, "", {{"PLAIN", true, ""}}, "[auth]\npasswd_file = \"users\"\n"},
         reset{3},
     };
 }
