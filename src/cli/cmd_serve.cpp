@@ -22,6 +22,7 @@
 #include "net/server.h"
 #include "util/privileges.h"
 #include "util/sandbox.h"
+#include "util/seccomp_filter.h"
 
 namespace poplar::cli {
 
@@ -123,6 +124,16 @@ std::filesystem::path mail_root(const std::string& maildir_template) {
     return root;
 }
 
+void filter_system_calls() {
+    if (auto filtered = util::restrict_system_calls(); filtered) {
+        spdlog::info("sandbox: seccomp: the network process may make {} kinds of system call, the others fail with "
+                     "EPERM",
+                     util::allowed_system_calls());
+    } else {
+        spdlog::warn("sandbox: no system call filter: {}", filtered.error());
+    }
+}
+
 // The network process's sandbox (util/sandbox.h), once its ports are bound, its users switched
 // and before it starts a thread: Landlock to the mail root and the TLS files' directories, and
 // no_new_privs. Each step logs what it did or why it could not; none stops the start.
@@ -173,8 +184,10 @@ void confine(const config::config& cfg) {
         }
         spdlog::warn("sandbox: files not limited: {}; the network process may open whatever its user may",
                      applied.error());
+        filter_system_calls();
         return;
     }
+    filter_system_calls();
     spdlog::info("sandbox: Landlock ABI {}, no_new_privs: the network process may open only files beneath {} "
                  "(read-write){}{}",
                  applied.value(), mail.string(), read_dirs.empty() ? "" : " and in ", read_dirs.empty() ? "" : read_dirs + " (read)");

@@ -41,6 +41,14 @@ def test_the_network_process_opens_only_the_mail_and_the_tls_directory(small_env
                      rf"beneath {re.escape(mail)} \(read-write\) and in {re.escape(tls)} \(read\)")
         status = open(f"/proc/{srv.proc.pid}/status").read()
         assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
+        if "no system call filter: not in sanitizer builds" not in srv.log():
+            srv.wait_log(r"info: sandbox: seccomp: the network process may make \d+ kinds of system call, the "
+                         r"others fail with EPERM")
+            assert re.search(r"^Seccomp:\s+2$", status, re.M), status  # 2: filter mode
+            # Every thread (event loops, workers) has it: they start after it.
+            for tid in os.listdir(f"/proc/{srv.proc.pid}/task"):
+                task = open(f"/proc/{srv.proc.pid}/task/{tid}/status").read()
+                assert re.search(r"^Seccomp:\s+2$", task, re.M), (tid, task)
         assert "sandbox: the passwd-file" not in srv.log()  # in neither directory: no warning
 
         # Mail flows: a first login makes a Maildir (mkdir, index), RETR reads, DELE+QUIT removes.
