@@ -9,6 +9,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 
 #include "authd/auth_service.h"
 #include "core/limits.h"
+#include "util/sandbox.h"
 #include "util/secret.h"
 #include "util/state_file.h"
 
@@ -296,6 +298,38 @@ private:
 
 }  // namespace
 
+// Landlock for the auth process too (util/sandbox.h), before its worker threads start: it may
+// read the configuration's and the passwd-file's directories and write the state directory,
+// nothing else: never the TLS key or a Maildir, whatever its user may read.
+void confine(const auth_process_options& o, const config::config& cfg) {
+    if (!cfg.server.sandbox) {
+        (void)util::forbid_new_privileges();
+        return;
+    }
+    std::vector<util::landlock_rule> rules{{o.config_file.parent_path(), util::landlock_rule::access::read}};
+    std::error_code ec;
+    const std::filesystem::path users = std::filesystem::weakly_canonical(cfg.auth.passwd_file, ec).parent_path();
+    if (users != rules.front().path) {
+        rules.push_back({users, util::landlock_rule::access::read});
+    }
+    if (!cfg.server.state_directory.empty()) {
+        rules.push_back({cfg.server.state_directory, util::landlock_rule::access::read_write});
+    }
+    auto applied = util::restrict_file_system(rules);
+    if (!applied) {
+        (void)util::forbid_new_privileges();
+        spdlog::warn("auth process: sandbox: files not limited: {}", applied.error());
+        return;
+    }
+    std::string dirs;
+    for (const util::landlock_rule& r : rules) {
+        dirs += fmt::format("{}{} ({})", dirs.empty() ? "" : ", ", r.path.string(),
+                            r.what == util::landlock_rule::access::read ? "read" : "read-write");
+    }
+    spdlog::info("auth process: sandbox: Landlock ABI {}, no_new_privs: it may open only files in {}", applied.value(),
+                 dirs);
+}
+
 int run_auth_process(const auth_process_options& o) {
     // Not dumpable: a process of the same user (the network process, when auth.process_user is
     // not set) can neither ptrace it nor read its memory through /proc, where the hashes are.
@@ -329,6 +363,7 @@ int run_auth_process(const auth_process_options& o) {
         }
         return exit_unusable_config;
     }
+    confine(o, *cfg);
     process p(o, std::move(*cfg), std::move(db.db));
     return p.run();
 }

@@ -29,10 +29,11 @@ constexpr const char* allowed_calls[] = {
     "accept", "accept4", "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg", "bind",
     "listen", "setsockopt", "getsockopt", "getsockname", "getpeername", "shutdown",
     // files beneath the mail root and the TLS directories (Landlock decides which)
-    "read", "write", "readv", "writev", "pread64", "pwrite64", "openat", "open", "close", "fcntl", "ioctl",
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "preadv2", "pwritev", "pwritev2", "openat", "open", "close", "fcntl", "ioctl",
     "lseek", "fstat", "newfstatat", "stat", "lstat", "statx", "getdents64", "mkdir", "mkdirat", "unlink",
     "unlinkat", "rename", "renameat", "renameat2", "fsync", "fdatasync", "ftruncate", "flock", "fadvise64",
-    "readlink", "readlinkat", "access", "faccessat", "faccessat2", "dup", "dup3", "umask", "getcwd",
+    "readlink", "readlinkat", "access", "faccessat", "faccessat2", "dup", "dup3", "umask", "getcwd", "chmod",
+    "fchmod", "fchmodat", "fstatfs", "statfs",
     // shutdown: the auth supervisor reaped, killed if it outstays its grace period
     "wait4", "waitid", "kill",
 };
