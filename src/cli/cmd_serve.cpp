@@ -79,6 +79,27 @@ std::shared_ptr<const net::generation> to_generation(loaded&& l) {
     return g;
 }
 
+// The user `key` (server.user, auth.process_user) names, into `out` when poplar runs as root and
+// so can switch to it. False (logged) when it does not exist: nothing has started yet.
+bool switch_to(std::string_view key, const std::string& user, const std::string& group, std::string_view instead,
+               std::optional<util::identity>& out) {
+    if (user.empty()) {
+        return true;
+    }
+    auto id = util::look_up_identity(user, group);
+    if (!id) {
+        spdlog::critical("cannot start: {}: {}", key, id.error());
+        return false;
+    }
+    if (::geteuid() == 0) {
+        out = *id;
+    } else if (id->uid != ::geteuid()) {
+        spdlog::warn("{} is {} (uid {}), but poplar was started as uid {}, not root: {} uid {}", key, id->user, id->uid,
+                     ::geteuid(), instead, ::geteuid());
+    }
+    return true;
+}
+
 // Everything serve will load, checked in a child that exits (the passwd-file and the TLS key
 // included), so a bad configuration is refused with the lines `check` prints before anything
 // starts or logs, while this process holds no key or hash when it forks the auth supervisor.
@@ -259,32 +280,12 @@ int serve(const std::optional<std::filesystem::path>& config_file, const std::fi
                          "once the ports are bound (or server.allow_root = true to stay root)");
         return exit_config;
     }
-    if (!early.server.user.empty()) {
-        auto id = util::look_up_identity(early.server.user, early.server.group);
-        if (!id) {
-            spdlog::critical("cannot start: server.user: {}", id.error());
-            return exit_config;
-        }
-        if (::geteuid() == 0) {
-            run_as = *id;
-        } else if (id->uid != ::geteuid()) {
-            spdlog::warn("server.user is {} (uid {}), but poplar was started as uid {}, not root: it keeps "
-                         "running as uid {}", id->user, id->uid, ::geteuid(), ::geteuid());
-        }
+    if (!switch_to("server.user", early.server.user, early.server.group, "it keeps running as", run_as) ||
+        !switch_to("auth.process_user", early.auth.process_user, early.auth.process_group,
+                   "the auth process runs as", auth_as)) {
+        return exit_config;
     }
-    if (!early.auth.process_user.empty()) {
-        auto id = util::look_up_identity(early.auth.process_user, early.auth.process_group);
-        if (!id) {
-            spdlog::critical("cannot start: auth.process_user: {}", id.error());
-            return exit_config;
-        }
-        if (::geteuid() == 0) {
-            auth_as = *id;
-        } else if (id->uid != ::geteuid()) {
-            spdlog::warn("auth.process_user is {} (uid {}), but poplar was started as uid {}, not root: the auth "
-                         "process runs as uid {}", id->user, id->uid, ::geteuid(), ::geteuid());
-        }
-    } else {
+    if (early.auth.process_user.empty()) {
         auth_as = run_as;
     }
     authd::supervisor_handle supervisor;

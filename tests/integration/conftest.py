@@ -9,6 +9,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -239,6 +240,18 @@ def env(tmp_path, cert_files, sha512_hash, big_cache):
     e = Env(tmp_path, cert_files, sha512_hash, big_cache)
     yield e
     e.cleanup()
+
+
+@pytest.fixture
+def open_env(cert_files, sha512_hash, big_cache):
+    """An Env in a folder other users can reach (pytest's tmp_path is root's, 0700): for the
+    tests that run poplar's processes as unprivileged users."""
+    root = tempfile.mkdtemp(prefix="poplar-open-")
+    os.chmod(root, 0o755)
+    e = Env(root, cert_files, sha512_hash, big_cache)
+    yield e
+    e.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

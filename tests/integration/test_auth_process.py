@@ -6,16 +6,14 @@
 import os
 import pwd
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 import corpus
-from conftest import Env, USERS, wait_for
+from conftest import USERS, wait_for
 
 SYS_TEMP_AUTH = b"-ERR [SYS/TEMP] authentication temporarily unavailable\r\n"
 # SHA512-CRYPT with 4,000,000 rounds: about a second to verify, so a login is still "mid-login"
@@ -118,15 +116,6 @@ def test_only_the_network_process_touches_the_network_and_only_the_auth_process_
         srv.wait_log(r"info: auth process: ready, generation 1, uid \d+, 2 channels")
 
 
-@pytest.fixture
-def open_env(cert_files, sha512_hash, big_cache):
-    """An Env in a folder other users can reach (pytest's tmp_path is root's, 0700)."""
-    root = tempfile.mkdtemp(prefix="poplar-authproc-")
-    os.chmod(root, 0o755)
-    env = Env(root, cert_files, sha512_hash, big_cache)
-    yield env
-    env.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @needs_root

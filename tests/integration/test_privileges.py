@@ -4,14 +4,12 @@
 import os
 import pwd
 import re
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
 import corpus
-from conftest import Env, poplar_bin
+from conftest import poplar_bin
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="starting as root needs root")
 
@@ -24,15 +22,6 @@ def proc_ids(pid):
     return uids, gids, groups
 
 
-@pytest.fixture
-def open_env(cert_files, sha512_hash, big_cache):
-    """An Env in a folder the unprivileged user can reach (pytest's tmp_path is root's, 0700)."""
-    root = tempfile.mkdtemp(prefix="poplar-privileges-")
-    os.chmod(root, 0o755)
-    env = Env(root, cert_files, sha512_hash, big_cache)
-    yield env
-    env.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @needs_root
