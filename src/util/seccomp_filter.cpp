@@ -44,7 +44,7 @@ std::size_t allowed_system_calls() { return std::size(allowed_calls) + 2; }  // 
 
 result<void, std::string> restrict_system_calls() {
 #if defined(__SANITIZE_ADDRESS__)
-    return unexpected(std::string("not in sanitizer builds (LeakSanitizer's exit check needs ptrace)"));
+    return unexpected(std::string("not in sanitizer builds (their leak check at exit needs ptrace)"));
 #else
     scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_ERRNO(EPERM));
     if (ctx == nullptr) {
