@@ -180,10 +180,10 @@ void confine(const config::config& cfg) {
             }
         }
     }
-#if defined(__SANITIZE_ADDRESS__)
-    // LeakSanitizer reads /proc/PID/task and maps at exit; only sanitizer builds get /proc.
-    rules.push_back({"/proc", util::landlock_rule::access::read});
-#endif
+    if (util::sanitizer_build) {
+        // LeakSanitizer reads /proc/PID/task and maps at exit; only sanitizer builds get /proc.
+        rules.push_back({"/proc", util::landlock_rule::access::read});
+    }
     // The control socket is removed at shutdown: its directory allows that and nothing else.
     if (!cfg.control.socket.empty()) {
         rules.push_back({cfg.control.socket.parent_path(), util::landlock_rule::access::remove});

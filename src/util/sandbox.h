@@ -13,7 +13,24 @@
 
 #include "util/result.h"
 
+// GCC says __SANITIZE_ADDRESS__; clang 14 only answers __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define POPLAR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POPLAR_ASAN 1
+#endif
+#endif
+
 namespace poplar::util {
+
+// AddressSanitizer builds: their leak check at exit reads /proc and ptraces the process, which
+// the sandbox has to let through there.
+#if defined(POPLAR_ASAN)
+inline constexpr bool sanitizer_build = true;
+#else
+inline constexpr bool sanitizer_build = false;
+#endif
 
 struct landlock_rule {
     enum class access {

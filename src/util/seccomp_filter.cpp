@@ -2,6 +2,8 @@
 // names as libseccomp resolves them; a name the architecture lacks is skipped.
 #include "util/seccomp_filter.h"
 
+#include "util/sandbox.h"
+
 #include <seccomp.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -43,7 +45,7 @@ constexpr const char* allowed_calls[] = {
 std::size_t allowed_system_calls() { return std::size(allowed_calls) + 2; }  // + socket (2 rules), clone
 
 result<void, std::string> restrict_system_calls() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(POPLAR_ASAN)
     return unexpected(std::string("not in sanitizer builds (their leak check at exit needs ptrace)"));
 #else
     scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_ERRNO(EPERM));
@@ -65,20 +67,19 @@ result<void, std::string> restrict_system_calls() {
     }
     // Stream sockets (TCP listeners at a reload) and local ones (sd_notify's datagram to
     // systemd): no UDP or raw socket to send anything out on, and connect() is not allowed.
-    if (const int rc = ::seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
-        rc != 0) {
+    // Argument tests spelled out: libseccomp's SCMP_A0() macros are C compound literals.
+    const scmp_arg_cmp stream{1, SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM};
+    const scmp_arg_cmp local{0, SCMP_CMP_EQ, AF_UNIX, 0};
+    const scmp_arg_cmp thread{0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD};
+    if (const int rc = ::seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &stream); rc != 0) {
         return fail(std::string("seccomp_rule_add(socket): ") + std::strerror(-rc));
     }
-    if (const int rc = ::seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
-        rc != 0) {
+    if (const int rc = ::seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &local); rc != 0) {
         return fail(std::string("seccomp_rule_add(socket): ") + std::strerror(-rc));
     }
     // Threads only: clone with CLONE_THREAD; clone3 hides its flags in memory a filter cannot
     // read, so it answers ENOSYS and glibc falls back to clone.
-    if (const int rc = ::seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-        rc != 0) {
+    if (const int rc = ::seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread); rc != 0) {
         return fail(std::string("seccomp_rule_add(clone): ") + std::strerror(-rc));
     }
     if (const int rc = ::seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0); rc != 0) {
