@@ -9,6 +9,11 @@
 //                      has no Unix-socket clients)
 //   require_tls        poplar's (Dovecot has no per-user equivalent): logins on a connection
 //                      without TLS are refused even where auth.plaintext would allow them
+//   [userdb_]quota_rule[N]=*:storage=SIZE   Dovecot's quota rules, for delivery (docs/delivery.md):
+//   [userdb_]quota_rule[N]=*:messages=N     storage in kilobytes, or with a b/k/M/G/T suffix;
+//   ...:bytes=N                              bytes=N in bytes; 0 is "no limit"; "*" or "INBOX" only
+//                                            (POP3 has one mailbox; other mailboxes' rules are
+//                                            ignored); relative (+, %) and "ignore" rules refused
 //
 // Other fields (Dovecot's userdb_*, uid=, ...) are accepted and ignored, so a Dovecot file loads
 // unchanged. Pure: no I/O, no clock.
@@ -31,7 +36,12 @@ struct account_controls {
     std::string reason;                 // nologin's text for the client; empty: the usual reply
     std::optional<std::vector<util::network>> allow_nets;  // nullopt: any address
     bool require_tls = false;
-    bool any() const noexcept { return nologin || allow_nets.has_value() || require_tls; }
+    // The account's quota (0: no limit); nullopt: the config's delivery.quota_* default.
+    std::optional<std::uint64_t> quota_bytes;
+    std::optional<std::uint64_t> quota_messages;
+    bool any() const noexcept {
+        return nologin || allow_nets.has_value() || require_tls || quota_bytes || quota_messages;
+    }
 };
 
 // The extra fields of one passwd-file line; an error for a malformed allow_nets or reason.

@@ -225,6 +225,21 @@ std::string encode(const message& m) {
                 w.u32(r.generation);
                 return w.finish();
             },
+            [](const lookup& l) {
+                writer w(message_type::lookup, l.request);
+                w.u32(l.generation);
+                w.bytes(l.address);
+                return w.finish();
+            },
+            [](const lookup_reply& l) {
+                writer w(message_type::lookup_reply, l.request);
+                w.u8(static_cast<std::uint8_t>(l.result));
+                w.bytes(l.user);
+                w.u64(l.quota_bytes);
+                w.u64(l.quota_messages);
+                w.bytes(l.log_reason);
+                return w.finish();
+            },
         },
         m);
 }
@@ -341,6 +356,29 @@ result<message, std::string> decode(std::span<const std::uint8_t> frame) {
             reset q;
             q.generation = r.u32();
             out = q;
+            break;
+        }
+        case message_type::lookup: {
+            lookup l;
+            l.request = id;
+            l.generation = r.u32();
+            l.address = r.bytes();
+            out = std::move(l);
+            break;
+        }
+        case message_type::lookup_reply: {
+            lookup_reply l;
+            l.request = id;
+            const std::uint8_t result = r.u8();
+            if (result > static_cast<std::uint8_t>(lookup_result::temporary_failure)) {
+                return unexpected(fmt::format("lookup result {} is unknown", result));
+            }
+            l.result = static_cast<lookup_result>(result);
+            l.user = r.bytes();
+            l.quota_bytes = r.u64();
+            l.quota_messages = r.u64();
+            l.log_reason = r.bytes();
+            out = std::move(l);
             break;
         }
         default:

@@ -46,6 +46,8 @@ enum class message_type : std::uint8_t {
     reload = 7,        // network -> auth: reread the configuration and the user database
     reload_reply = 8,  // auth -> network
     reset = 9,         // supervisor -> network: the auth process died; pending exchanges are void
+    lookup = 10,       // network -> auth: who receives mail for this address (LMTP RCPT)
+    lookup_reply = 11, // auth -> network
 };
 
 // The client address as detect::usage_alerts keeps it: 16 bytes (IPv4 mapped) and a v6 flag.
@@ -149,7 +151,29 @@ struct reset {
     bool operator==(const reset&) const = default;
 };
 
-using message = std::variant<hello, step, resume, end, reply, reload, reload_reply, reset>;
+// LMTP RCPT (issue 12): the network process delivers, but only the auth process reads the user
+// database, so it resolves the address (delivery/recipient_lookup.h) and answers with the
+// user and the quota to enforce. Nothing secret crosses.
+struct lookup {
+    std::uint64_t request = 0;
+    std::uint32_t generation = 0;
+    std::string address;  // RCPT TO's address without <>
+    bool operator==(const lookup&) const = default;
+};
+
+enum class lookup_result : std::uint8_t { found = 0, unknown = 1, temporary_failure = 2 };
+
+struct lookup_reply {
+    std::uint64_t request = 0;
+    lookup_result result = lookup_result::temporary_failure;
+    std::string user;  // canonical, with result found
+    std::uint64_t quota_bytes = 0;     // 0: no limit
+    std::uint64_t quota_messages = 0;  // 0: no limit
+    std::string log_reason;            // with temporary_failure: why, for the log
+    bool operator==(const lookup_reply&) const = default;
+};
+
+using message = std::variant<hello, step, resume, end, reply, reload, reload_reply, reset, lookup, lookup_reply>;
 
 // One frame. A step's buffer holds a password: callers wipe it (util::wipe) once it is sent.
 std::string encode(const message& m);

@@ -147,6 +147,8 @@ private:
             service_.on_resume(i, *r);
         } else if (auto* e = std::get_if<auth_wire::end>(&m)) {
             service_.on_end(*e);
+        } else if (auto* l = std::get_if<auth_wire::lookup>(&m)) {
+            service_.on_lookup(i, std::move(*l));
         } else if (auto* q = std::get_if<auth_wire::reload>(&m)) {
             if (q->generation == options_.generation) {
                 asio::co_spawn(io_, reload(i, q->request, q->commit), asio::detached);

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "core/limits.h"
+#include "delivery/recipient_lookup.h"
 #include "util/network.h"
 #include "util/text.h"
 
@@ -61,6 +62,46 @@ auth_service::auth_service(asio::io_context& io, util::worker_pool& pool, std::u
                            std::size_t penalty_table_size, detect::familiar_addresses& familiar, send_fn send)
     : io_(io), pool_(pool), generation_(generation), penalties_(penalty_table_size), familiar_(familiar),
       send_(std::move(send)) {}
+
+namespace {
+
+auth_wire::lookup_reply lookup_answer(std::uint64_t request,
+                                      const result<std::optional<delivery::recipient>, std::string>& found) {
+    auth_wire::lookup_reply r;
+    r.request = request;
+    if (!found) {
+        r.result = auth_wire::lookup_result::temporary_failure;
+        r.log_reason = found.error();
+    } else if (!*found) {
+        r.result = auth_wire::lookup_result::unknown;
+    } else {
+        r.result = auth_wire::lookup_result::found;
+        r.user = (*found)->user;
+        r.quota_bytes = (*found)->quota.max_bytes;
+        r.quota_messages = (*found)->quota.max_messages;
+    }
+    return r;
+}
+
+}  // namespace
+
+void auth_service::on_lookup(std::size_t channel, auth_wire::lookup l) {
+    if (l.generation != generation_) {
+        return;  // meant for the auth process before this one
+    }
+    if (auto fast = delivery::find_recipient_cached(*db_->users, l.address, db_->delivery)) {
+        send_(channel, auth_wire::encode(lookup_answer(l.request, std::move(*fast))));
+        return;
+    }
+    asio::co_spawn(io_, lookup_on_pool(channel, std::move(l), db_), asio::detached);
+}
+
+asio::awaitable<void> auth_service::lookup_on_pool(std::size_t channel, auth_wire::lookup l,
+                                                   std::shared_ptr<const user_database> db) {
+    auto job = [db, address = l.address] { return delivery::find_recipient(*db->users, address, db->delivery); };
+    auto found = co_await pool_.async_run(std::move(job));
+    send_(channel, auth_wire::encode(lookup_answer(l.request, found)));
+}
 
 void auth_service::send_reply(std::size_t channel, auth_wire::reply r) {
     r.penalty_keys = penalties_.tracked();

@@ -44,6 +44,9 @@ public:
     void on_step(std::size_t channel, auth_wire::step s);
     void on_resume(std::size_t channel, const auth_wire::resume& r);
     void on_end(const auth_wire::end& e);
+    // LMTP RCPT: resolves the address (delivery/recipient_lookup.h) and answers lookup_reply,
+    // on the loop when the user database can answer without blocking, else on the pool.
+    void on_lookup(std::size_t channel, auth_wire::lookup l);
 
     // Exchanges left open longer than a session may stay unauthenticated are forgotten
     // (limits::max_unauthenticated_session): called now and then by the process.
@@ -62,6 +65,8 @@ private:
     asio::awaitable<void> wait_then_verify(exchange_ptr ex, std::chrono::steady_clock::duration left);
     void finish(const exchange_ptr& ex, auth::sasl_mechanism::step_result r);
     void send_reply(std::size_t channel, auth_wire::reply r);
+    asio::awaitable<void> lookup_on_pool(std::size_t channel, auth_wire::lookup l,
+                                         std::shared_ptr<const user_database> db);
     void refuse(std::size_t channel, std::uint64_t id, auth_wire::verdict v, std::string reason);
 
     asio::io_context& io_;

@@ -37,6 +37,7 @@ built_database build_user_database(const config::config& cfg) {
     db->penalty = detect::penalty_settings{cfg.policy.auth_failure_delay, cfg.auth.penalty_max_delay,
                                            cfg.auth.penalty_half_life, cfg.auth.block_after, cfg.auth.block_duration};
     db->familiar_days = cfg.auth.familiar_days;
+    db->delivery = cfg.delivery;
     out.db = std::move(db);
     return out;
 }

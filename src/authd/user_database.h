@@ -22,6 +22,7 @@ struct user_database {
     std::vector<auth_wire::mechanism> mechanisms;  // what the hello and reload replies announce
     detect::penalty_settings penalty;
     unsigned familiar_days = 30;
+    config::delivery_settings delivery;  // how LMTP recipients resolve (delivery/recipient_lookup.h)
 };
 
 struct built_database {

@@ -75,6 +75,7 @@ std::shared_ptr<const net::generation> to_generation(loaded&& l) {
     auto g = std::make_shared<net::generation>();
     g->cfg = std::move(l.cfg);
     g->store = std::move(l.rt.store);
+    g->delivery = std::move(l.rt.delivery);
     g->tls = std::move(l.tls);
     return g;
 }
@@ -187,6 +188,12 @@ void confine(const config::config& cfg) {
     // The control socket is removed at shutdown: its directory allows that and nothing else.
     if (!cfg.control.socket.empty()) {
         rules.push_back({cfg.control.socket.parent_path(), util::landlock_rule::access::remove});
+    }
+    // So are the LMTP sockets.
+    for (const std::filesystem::path& p : cfg.lmtp_socket.sockets) {
+        if (std::none_of(rules.begin(), rules.end(), [&](const util::landlock_rule& r) { return r.path == p.parent_path(); })) {
+            rules.push_back({p.parent_path(), util::landlock_rule::access::remove});
+        }
     }
     // The passwd-file must stay out of reach: a TLS directory that holds it would let it in.
     std::error_code ec;

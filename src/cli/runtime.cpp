@@ -12,6 +12,7 @@
 
 #include "authd/user_database.h"
 #include "net/tls_context.h"
+#include "storage/maildir/maildir_delivery.h"
 #include "storage/maildir/maildir_store.h"
 
 namespace poplar::cli {
@@ -129,6 +130,8 @@ loaded load_and_assemble(const std::filesystem::path& config_file, purpose p, co
     if (!cfg.storage.maildir.empty()) {
         try {
             out.rt.store = std::make_unique<storage::maildir::maildir_store>(cfg.storage.maildir);
+            out.rt.delivery = std::make_unique<storage::maildir::maildir_delivery>(
+                cfg.storage.maildir, storage::maildir::delivery_options{cfg.server.hostname, {}});
         } catch (const std::invalid_argument& e) {
             problems.push_back(fmt::format("storage.maildir: {}", e.what()));
         }

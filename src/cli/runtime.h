@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "storage/delivery.h"
 #include "storage/maildrop.h"
 
 namespace poplar::cli {
@@ -20,6 +21,7 @@ namespace poplar::cli {
 // (authd/user_database.h), and `check` builds it to check it.
 struct runtime {
     std::unique_ptr<storage::mail_store> store;
+    std::unique_ptr<storage::mail_delivery> delivery;  // the LMTP listener's way into the store
 };
 
 // Who is asking: the wording of the warnings differs ("serve would run as root"), and `check`

@@ -35,7 +35,11 @@ const std::vector<section_schema>& schema() {
          {"hostname", "threads", "worker_threads", "shutdown_grace", "max_connections", "max_unauthenticated",
           "max_connections_per_address", "max_sessions_per_user", "state_directory",
           "trusted_proxies", "user", "group", "allow_root", "sandbox"}},
-        {"listen", {"pop3", "pop3s", "pop3_proxy", "pop3s_proxy"}},
+        {"listen", {"pop3", "pop3s", "pop3_proxy", "pop3s_proxy", "lmtp"}},
+        {"lmtp", {"socket_mode", "socket_user", "socket_group", "max_recipients"}},
+        {"delivery",
+         {"max_message_size", "quota_storage", "quota_messages", "quota_action", "recipient_delimiter",
+          "trace_headers"}},
         {"tls", {"certificate", "private_key", "min_version", "ciphers", "ciphersuites"}},
         {"storage", {"maildir", "locking"}},
         {"auth",
@@ -337,17 +341,85 @@ public:
                 out.socket = p;
             }
         }
-        if (auto m = string(t, "control", "mode")) {
-            unsigned v = 0;
-            auto [p, ec] = std::from_chars(m->data(), m->data() + m->size(), v, 8);
-            if (m->empty() || ec != std::errc{} || p != m->data() + m->size() || v > 0777) {
-                fail("control.mode", fmt::format("\"{}\" is not an octal file mode like \"0660\"", *m), t->get("mode"));
-            } else {
-                out.mode = v;
-            }
-        }
+        out.mode = file_mode(t, "control", "mode").value_or(out.mode);
         out.group = string(t, "control", "group").value_or("");
         return out;
+    }
+
+    // An octal permission string like "0660".
+    std::optional<unsigned> file_mode(const toml::table* t, std::string_view section, std::string_view key) {
+        auto m = string(t, section, key);
+        if (!m) {
+            return std::nullopt;
+        }
+        unsigned v = 0;
+        auto [p, ec] = std::from_chars(m->data(), m->data() + m->size(), v, 8);
+        if (m->empty() || ec != std::errc{} || p != m->data() + m->size() || v > 0777) {
+            fail(full(section, key), fmt::format("\"{}\" is not an octal file mode like \"0660\"", *m), t->get(key));
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    // A size: "50M" (k, M, G, T: powers of 1024) or a plain integer of octets.
+    std::optional<std::uint64_t> size(const toml::table* t, std::string_view section, std::string_view key,
+                                      std::uint64_t max) {
+        const toml::node* n = t == nullptr ? nullptr : t->get(key);
+        if (n == nullptr) {
+            return std::nullopt;
+        }
+        std::optional<std::uint64_t> v;
+        if (n->is_integer() && n->as_integer()->get() >= 0) {
+            v = static_cast<std::uint64_t>(n->as_integer()->get());
+        } else if (n->is_string()) {
+            v = parse_size(n->as_string()->get());
+        }
+        if (!v) {
+            fail(full(section, key), "expected a size like \"50M\", \"1G\" or a number of octets", n);
+            return std::nullopt;
+        }
+        if (*v > max) {
+            fail(full(section, key), fmt::format("must be at most {} octets", max), n);
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    // [listen] lmtp: "host:port" entries are TCP listeners, absolute (or config-relative) paths
+    // Unix sockets.
+    void lmtp_listeners(const toml::table* listen, config& c) {
+        const toml::node* n = listen == nullptr ? nullptr : listen->get("lmtp");
+        if (n == nullptr) {
+            return;
+        }
+        const toml::array* arr = n->as_array();
+        if (arr == nullptr) {
+            fail("listen.lmtp", "expected an array of \"host:port\" strings or Unix socket paths", n);
+            return;
+        }
+        for (const toml::node& e : *arr) {
+            if (!e.is_string()) {
+                fail("listen.lmtp", "expected an array of \"host:port\" strings or Unix socket paths", &e);
+                continue;
+            }
+            const std::string& text = e.as_string()->get();
+            if (text.find('/') != std::string::npos) {
+                const std::filesystem::path p = path(text);
+                if (p.native().size() > 107) {
+                    fail("listen.lmtp", fmt::format("\"{}\" is longer than the 107 bytes a Unix socket path may have",
+                                                    p.string()), &e);
+                } else {
+                    c.lmtp_socket.sockets.push_back(p);
+                }
+                continue;
+            }
+            auto ep = parse_endpoint(text);
+            if (!ep) {
+                fail("listen.lmtp", ep.error(), &e);
+                continue;
+            }
+            c.lmtp.push_back(*ep);
+        }
     }
 
 private:
@@ -574,6 +646,7 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
                    listen->get(key));
         }
     }
+    r.lmtp_listeners(listen, c);
     if (c.pop3.empty() && c.pop3s.empty() && r.problem_count() == before_listen) {
         r.fail("listen", "no listener: set listen.pop3, listen.pop3s or their _proxy forms", listen);
     }
@@ -691,6 +764,36 @@ loaded_config read_string(std::string_view toml_text, const std::filesystem::pat
 
     c.control = r.control(root);
 
+    const toml::table* lmtp = r.section(root, "lmtp");
+    c.lmtp_socket.socket_mode = r.file_mode(lmtp, "lmtp", "socket_mode").value_or(c.lmtp_socket.socket_mode);
+    c.lmtp_socket.socket_user = r.string(lmtp, "lmtp", "socket_user").value_or("");
+    c.lmtp_socket.socket_group = r.string(lmtp, "lmtp", "socket_group").value_or("");
+    c.lmtp_socket.max_recipients = static_cast<unsigned>(
+        r.integer(lmtp, "lmtp", "max_recipients", 100, 100'000).value_or(c.lmtp_socket.max_recipients));
+    const toml::table* delivery = r.section(root, "delivery");
+    // 1 GiB: beyond it a message held in memory per connection is a risk, not a feature.
+    c.delivery.max_message_size =
+        r.size(delivery, "delivery", "max_message_size", 1024ull * 1024 * 1024).value_or(c.delivery.max_message_size);
+    if (c.delivery.max_message_size == 0) {
+        r.fail("delivery.max_message_size", "must be more than 0", delivery->get("max_message_size"));
+        c.delivery.max_message_size = delivery_settings{}.max_message_size;
+    }
+    c.delivery.quota_bytes = r.size(delivery, "delivery", "quota_storage", UINT64_MAX).value_or(0);
+    c.delivery.quota_messages = static_cast<std::uint64_t>(
+        r.integer(delivery, "delivery", "quota_messages", 0, 1'000'000'000).value_or(0));
+    if (auto a = r.choice(delivery, "delivery", "quota_action", {{"bounce"}, {"defer"}},
+                          "expected \"bounce\" or \"defer\"")) {
+        c.delivery.over_quota = *a == "defer" ? quota_action::defer : quota_action::bounce;
+    }
+    c.delivery.recipient_delimiter = r.string(delivery, "delivery", "recipient_delimiter").value_or("");
+    if (c.delivery.recipient_delimiter.size() > 1 ||
+        c.delivery.recipient_delimiter.find_first_of("@\" <>") != std::string::npos) {
+        r.fail("delivery.recipient_delimiter", "expected one character such as \"+\" or \"-\", or \"\"",
+               delivery->get("recipient_delimiter"));
+        c.delivery.recipient_delimiter.clear();
+    }
+    c.delivery.trace_headers = r.boolean(delivery, "delivery", "trace_headers").value_or(true);
+
     const toml::table* alerts = r.section(root, "alerts");
     c.alerts.window = std::chrono::duration_cast<std::chrono::seconds>(
         r.duration(alerts, "alerts", "window", std::chrono::minutes(1), std::chrono::hours(24 * 7))
@@ -758,6 +861,28 @@ std::filesystem::path control_socket_of(const std::filesystem::path& config_file
         throw config_error(r.take_problems());
     }
     return c.socket;
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+    std::uint64_t unit = 1;
+    if (!text.empty()) {
+        switch (text.back()) {
+        case 'k': case 'K': unit = 1024; break;
+        case 'M': unit = 1024ull * 1024; break;
+        case 'G': unit = 1024ull * 1024 * 1024; break;
+        case 'T': unit = 1024ull * 1024 * 1024 * 1024; break;
+        default: break;
+        }
+        if (unit != 1) {
+            text.remove_suffix(1);
+        }
+    }
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || n > UINT64_MAX / unit) {
+        return std::nullopt;
+    }
+    return n * unit;
 }
 
 }  // namespace poplar::config

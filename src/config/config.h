@@ -114,6 +114,36 @@ struct metrics_settings {
     std::optional<endpoint> listen;  // absent: no metrics endpoint
 };
 
+// Local delivery: `poplar deliver` and the LMTP listener (docs/delivery.md).
+enum class quota_action {
+    bounce,  // over quota is a permanent failure (LMTP 552 5.2.2, EX_NOPERM): Dovecot's default
+    defer,   // a temporary one (452 4.2.2, EX_TEMPFAIL): the message waits in the MTA's queue
+};
+
+struct delivery_settings {
+    // Larger messages are refused (RFC 1870 SIZE, 552 5.3.4): the LMTP listener holds a message
+    // in memory until it is stored. Postfix's own default message_size_limit is 10 MB.
+    std::uint64_t max_message_size = 50ull * 1024 * 1024;
+    // Default quota of every user (0: none); a passwd-file quota_rule overrides it per user.
+    std::uint64_t quota_bytes = 0;
+    std::uint64_t quota_messages = 0;
+    quota_action over_quota = quota_action::bounce;
+    // "alice+lists@example.org" is delivered to alice@example.org when no user has the full
+    // address (Postfix's recipient_delimiter). Empty: addresses are matched whole.
+    std::string recipient_delimiter;
+    bool trace_headers = true;  // add Return-Path and Delivered-To (RFC 5321 §4.4)
+};
+
+// Where the LMTP listener's Unix sockets are, and who may connect: the file mode and owner are
+// the access control (Postfix's lmtp client runs as the postfix user).
+struct lmtp_settings {
+    std::vector<std::filesystem::path> sockets;  // from [listen] lmtp entries that are paths
+    unsigned socket_mode = 0660;
+    std::string socket_user;   // owner of the socket files; empty: unchanged (the server's user)
+    std::string socket_group;  // group of the socket files; empty: unchanged
+    unsigned max_recipients = 100;  // RFC 5321 §4.5.3.1.8: at least 100
+};
+
 struct timeouts {
     std::chrono::milliseconds login = limits::default_idle_timeout_authorization;
     std::chrono::milliseconds idle = limits::default_idle_timeout_transaction;
@@ -123,6 +153,9 @@ struct timeouts {
 struct config {
     std::vector<endpoint> pop3;   // plain POP3, STLS offered when tls is set
     std::vector<endpoint> pop3s;  // implicit TLS (RFC 8314)
+    std::vector<endpoint> lmtp;   // LMTP over TCP (RFC 2033; the Unix sockets are in lmtp_socket)
+    lmtp_settings lmtp_socket;
+    delivery_settings delivery;
     std::optional<tls_settings> tls;
     server_settings server;
     storage_settings storage;
@@ -186,6 +219,8 @@ std::filesystem::path control_socket_of(const std::filesystem::path& config_file
 
 // "500ms", "2s", "10m", "1h" -> duration; nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// "50M", "1G", "512k", "4096" (bytes) -> octets; nullopt when malformed or out of range.
+std::optional<std::uint64_t> parse_size(std::string_view text);
 // "127.0.0.1:110" / "[::1]:995" -> endpoint. Port 0 is allowed: the system picks a free port
 // (tests use it). The error says what is wrong: "port 219950 is out of range (...)", a host that
 // is not an IP literal, or the general shape.

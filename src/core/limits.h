@@ -80,6 +80,10 @@ inline constexpr std::chrono::seconds auth_reply_timeout{60};
 // hello: a passwd-file of a million users loads in a few seconds.
 inline constexpr std::chrono::seconds auth_start_timeout{60};
 
+// LMTP (RFC 2033 uses RFC 5321's timeouts, §4.5.3.2): the server waits at least 5 minutes for
+// the next command and for each chunk of DATA; an MTA that says nothing for that long is gone.
+inline constexpr std::chrono::seconds lmtp_timeout{300};
+
 // RETR/TOP read the stored message in chunks of at most this size, and send each chunk's wire
 // form in one write. 256 KiB rather than 64: a 100 MiB RETR took a quarter of the system calls
 // and ran about 25% faster (docs/performance.md). A RETR sizes its buffer to the message, so the

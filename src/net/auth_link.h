@@ -76,6 +76,8 @@ public:
     asio::awaitable<std::optional<auth_wire::reply>> step(auth_wire::step s);
     asio::awaitable<std::optional<auth_wire::reply>> resume(std::uint64_t exchange);
     asio::awaitable<std::optional<auth_wire::reload_reply>> reload(bool commit);
+    // LMTP RCPT: the user and quota that receive mail for `address` (auth_wire::lookup).
+    asio::awaitable<std::optional<auth_wire::lookup_reply>> lookup(std::string address);
     // The exchange is over on this side; never waits (a lost one the auth process forgets later).
     void end(std::uint64_t exchange, auth_wire::end_reason why);
 

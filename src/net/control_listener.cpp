@@ -21,6 +21,7 @@
 #include <variant>
 
 #include "net/one_request.h"
+#include "net/unix_listener.h"
 #include "util/text.h"
 
 namespace poplar::net {
@@ -35,77 +36,17 @@ constexpr std::chrono::seconds request_deadline{5};
 // Writing the reply (who on a large server) to a CLI that stopped reading.
 constexpr std::chrono::seconds reply_deadline{30};
 
-// Is a server answering on this socket file? Used before replacing it.
-bool someone_listens(const std::filesystem::path& path) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return false;
-    }
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    const bool answered = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return answered;
-}
-
 }  // namespace
 
 std::string control_peer::describe() const { return fmt::format("uid={} pid={}", uid, pid); }
 
 control_listener::control_listener(asio::io_context& io, const config::control_settings& settings,
                                    control_handler& handler)
-    : io_(io), handler_(handler), path_(settings.socket), acceptor_(io) {
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            throw config::config_error(
-                fmt::format("control.socket: {} exists and is not a socket; refusing to replace it", path_.string()));
-        }
-        if (someone_listens(path_)) {
-            throw config::config_error(fmt::format(
-                "control.socket: another server is already answering on {} (is poplar already running?)",
-                path_.string()));
-        }
-        ::unlink(path_.c_str());  // left by a server that was killed
-    }
-    gid_t gid = static_cast<gid_t>(-1);
-    if (!settings.group.empty()) {
-        const group* g = ::getgrnam(settings.group.c_str());
-        if (g == nullptr) {
-            throw config::config_error(fmt::format("control.group: no group named \"{}\"", settings.group));
-        }
-        gid = g->gr_gid;
-    }
-    asio::error_code ec;
-    acceptor_.open(stream(), ec);
-    // Created with no permissions, then opened up to exactly control.mode: no moment at which
-    // the umask's idea of the mode applies.
-    const mode_t old_umask = ::umask(0777);
-    if (!ec) {
-        acceptor_.bind(stream::endpoint(path_.string()), ec);
-    }
-    ::umask(old_umask);
-    if (!ec) {
-        acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    }
-    if (ec) {
-        throw config::config_error(
-            fmt::format("control.socket: cannot listen on {}: {}", path_.string(), ec.message()));
-    }
-    if (gid != static_cast<gid_t>(-1) && ::chown(path_.c_str(), static_cast<uid_t>(-1), gid) != 0) {
-        const int e = errno;
-        ::unlink(path_.c_str());
-        throw config::config_error(fmt::format("control.group: cannot give {} to group \"{}\": {}", path_.string(),
-                                               settings.group, std::strerror(e)));
-    }
-    if (::chmod(path_.c_str(), static_cast<mode_t>(settings.mode)) != 0) {
-        const int e = errno;
-        ::unlink(path_.c_str());
-        throw config::config_error(
-            fmt::format("control.mode: cannot set the mode of {}: {}", path_.string(), std::strerror(e)));
-    }
-}
+    : io_(io),
+      handler_(handler),
+      path_(settings.socket),
+      acceptor_(bind_unix_listener(io, unix_socket_settings{settings.socket, settings.mode, "", settings.group,
+                                                            "control.socket", "control.mode", "", "control.group"})) {}
 
 control_listener::~control_listener() { close(); }
 

@@ -70,6 +70,7 @@ struct server::live_generation {
     std::shared_ptr<const generation> gen;
     connection_context ctx;
     connection_limits::settings limits;
+    std::shared_ptr<const lmtp_context> lmtp;  // null without an LMTP listener or a delivery store
 };
 
 namespace {
@@ -159,6 +160,19 @@ std::vector<std::string> restart_only_changes(const config::config& was, const c
         (was.metrics.listen && was.metrics.listen->to_string() != now.metrics.listen->to_string())) {
         out.emplace_back("metrics.listen");
     }
+    if (was.lmtp.size() != now.lmtp.size() || was.lmtp_socket.sockets != now.lmtp_socket.sockets ||
+        was.lmtp_socket.socket_mode != now.lmtp_socket.socket_mode ||
+        was.lmtp_socket.socket_user != now.lmtp_socket.socket_user ||
+        was.lmtp_socket.socket_group != now.lmtp_socket.socket_group) {
+        out.emplace_back("listen.lmtp");
+    } else {
+        for (std::size_t i = 0; i < was.lmtp.size(); ++i) {
+            if (was.lmtp[i].to_string() != now.lmtp[i].to_string()) {
+                out.emplace_back("listen.lmtp");
+                break;
+            }
+        }
+    }
     return out;
 }
 
@@ -192,6 +206,9 @@ server::server(std::shared_ptr<const generation> first, generation_loader loader
     for (const config::endpoint& ep : cfg().pop3s) {
         listeners_.push_back(bind_listener(ep, true));
     }
+    if (!cfg().lmtp.empty() || !cfg().lmtp_socket.sockets.empty()) {
+        lmtp_ = std::make_unique<lmtp_listener>(loops_.front()->io, cfg());
+    }
     if (!cfg().control.socket.empty()) {
         control_ = std::make_unique<control_listener>(loops_.front()->io, cfg().control,
                                                      static_cast<control_handler&>(*this));
@@ -212,6 +229,7 @@ server::~server() {
     }
     control_.reset();
     metrics_.reset();
+    lmtp_.reset();
     listeners_.clear();
     for (auto& l : loops_) {
         l.reset();
@@ -236,7 +254,19 @@ std::shared_ptr<server::live_generation> server::make_live(std::shared_ptr<const
                            c.server.hostname.empty() ? default_hostname() : c.server.hostname, counters_, limits_,
                            g->cfg.server, usage_, g->cfg.alerts, auth_shared_},
         connection_limits::settings{total, c.server.max_unauthenticated, c.server.max_connections_per_address,
-                                    c.server.max_sessions_per_user}});
+                                    c.server.max_sessions_per_user},
+        nullptr});
+    if (g->delivery) {
+        lmtp::session_policy policy;
+        policy.hostname = live->ctx.hostname;
+        policy.max_message_size = c.delivery.max_message_size;
+        policy.max_recipients = c.lmtp_socket.max_recipients;
+        policy.max_bad_commands = c.policy.max_bad_commands;
+        // The aliasing shared_ptr keeps the generation (its config and store) alive as long as
+        // an LMTP connection that started under it.
+        live->lmtp = std::make_shared<const lmtp_context>(lmtp_context{
+            g, g->cfg.delivery, *g->delivery, policy, limits::lmtp_timeout, pool_, lmtp_counters_});
+    }
     return live;
 }
 
@@ -519,6 +549,9 @@ void server::begin_shutdown() {
     }
     if (metrics_) {
         metrics_->close();
+    }
+    if (lmtp_) {
+        lmtp_->close();
     }
     std::lock_guard lock(mutex_);
     for (auto& [raw, weak] : live_) {
@@ -868,6 +901,15 @@ bool server::run() {
     if (control_) {
         control_->start();
     }
+    if (lmtp_) {
+        lmtp_->start(
+            [this] {
+                loop& l = least_loaded();
+                return lmtp_listener::target{&l.io, l.auth.get()};
+            },
+            // Loop 0 owns current_ (reload replaces it there), and accepts run on loop 0.
+            [this] { return current_->lmtp; });
+    }
     if (metrics_) {
         metrics_->start();
     }
@@ -891,12 +933,13 @@ bool server::run() {
         asio::co_spawn(io0, [this, &io0]() -> asio::awaitable<void> {
             const auto until = std::chrono::steady_clock::now() + cfg().server.shutdown_grace;
             asio::steady_timer t(io0);
-            while (count_.load() > 0 && std::chrono::steady_clock::now() < until) {
+            auto running = [this] { return count_.load() + (lmtp_ ? lmtp_->live() : 0); };
+            while (running() > 0 && std::chrono::steady_clock::now() < until) {
                 t.expires_after(std::chrono::milliseconds(20));
                 co_await t.async_wait(use_awaitable);
             }
-            if (count_.load() > 0) {
-                spdlog::warn("shutdown: {} sessions did not end within the grace period", count_.load());
+            if (running() > 0) {
+                spdlog::warn("shutdown: {} sessions did not end within the grace period", running());
             }
             stop_loops();
         }, asio::detached);

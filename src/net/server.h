@@ -29,11 +29,13 @@
 #include "net/connection.h"
 #include "net/connection_limits.h"
 #include "net/control_listener.h"
+#include "net/lmtp_listener.h"
 #include "net/metrics.h"
 #include "net/metrics_listener.h"
 #include "util/worker_pool.h"
 #include "proxy/header.h"
 #include "util/result.h"
+#include "storage/delivery.h"
 #include "storage/maildrop.h"
 
 namespace poplar::net {
@@ -44,6 +46,7 @@ namespace poplar::net {
 struct generation {
     config::config cfg;
     std::shared_ptr<storage::mail_store> store;
+    std::shared_ptr<storage::mail_delivery> delivery;  // for the LMTP listener
     std::shared_ptr<asio::ssl::context> tls;  // null without [tls]
 };
 
@@ -135,6 +138,8 @@ private:
     std::shared_ptr<live_generation> current_;
     std::vector<std::shared_ptr<listener>> listeners_;
     std::unique_ptr<control_listener> control_;
+    std::unique_ptr<lmtp_listener> lmtp_;
+    lmtp_counters lmtp_counters_;
     std::unique_ptr<metrics_listener> metrics_;
     bool reloading_ = false;
     unsigned generation_number_ = 1;

@@ -277,7 +277,8 @@ def full_env(env):
 # ---------------------------------------------------------------------------------------------
 # The server process
 
-LISTEN_RE = re.compile(r"listening: (pop3s?(?:_proxy)?) (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s*$")
+LISTEN_RE = re.compile(r"listening: (pop3s?(?:_proxy)?|lmtp) (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s*$")
+LISTEN_UNIX_RE = re.compile(r"listening: lmtp (/\S+)\s*$")
 
 
 class PoplarServer:
@@ -287,7 +288,8 @@ class PoplarServer:
         self.config_path = config_path
         self.log_path = config_path + f".{time.monotonic_ns()}.log"
         self.proc = None
-        self.ports = {"pop3": [], "pop3s": [], "pop3_proxy": [], "pop3s_proxy": []}   # [(host, port)]
+        self.ports = {"pop3": [], "pop3s": [], "pop3_proxy": [], "pop3s_proxy": [], "lmtp": []}   # [(host, port)]
+        self.lmtp_sockets = []  # LMTP Unix socket paths
         self.expect_listeners = expect_listeners
         self.check_clean_exit = check_clean_exit
         self.returncode = None
@@ -305,7 +307,7 @@ class PoplarServer:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             self._parse_ports()
-            if sum(len(v) for v in self.ports.values()) >= want:
+            if sum(len(v) for v in self.ports.values()) + len(self.lmtp_sockets) >= want:
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError(f"poplar exited with {self.proc.returncode} during start-up:\n{self.log()}")
@@ -317,20 +319,25 @@ class PoplarServer:
     def _expected_listener_count(self):
         text = open(self.config_path).read()
         n = 0
-        for key in ("pop3", "pop3s", "pop3_proxy", "pop3s_proxy"):
+        for key in ("pop3", "pop3s", "pop3_proxy", "pop3s_proxy", "lmtp"):
             m = re.search(rf"^{key}\s*=\s*\[(.*?)\]", text, re.M)
             if m:
                 n += len(re.findall(r'"[^"]*"', m.group(1)))
         return n
 
     def _parse_ports(self):
-        ports = {"pop3": [], "pop3s": [], "pop3_proxy": [], "pop3s_proxy": []}
+        ports = {"pop3": [], "pop3s": [], "pop3_proxy": [], "pop3s_proxy": [], "lmtp": []}
+        sockets = []
         for line in self.log().splitlines():
             m = LISTEN_RE.search(line)
             if m:
                 host = m.group(2).strip("[]")
                 ports[m.group(1)].append((host, int(m.group(3))))
+            u = LISTEN_UNIX_RE.search(line)
+            if u:
+                sockets.append(u.group(1))
         self.ports = ports
+        self.lmtp_sockets = sockets
 
     def __enter__(self):
         return self.start()
@@ -423,6 +430,10 @@ class PoplarServer:
     @property
     def port(self):
         return self.ports["pop3"][0][1]
+
+    @property
+    def lmtp_port(self):
+        return self.ports["lmtp"][0][1]
 
     @property
     def tls_port(self):

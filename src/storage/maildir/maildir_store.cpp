@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "storage/maildir/maildir_layout.h"
 #include "storage/maildir/maildir_sync.h"
 #include "storage/maildir/posix_file.h"
 #include "storage/maildir/uid_index.h"
@@ -24,58 +25,6 @@
 namespace poplar::storage::maildir {
 
 namespace {
-
-// Permissions problems and impossible paths will not fix themselves; the rest (EIO, ENOSPC,
-// EDQUOT, a file system remounted read-only after an error) may.
-errc classify_setup_errno(int err) {
-    switch (err) {
-    case EACCES:
-    case EPERM:
-    case ENOTDIR:
-    case ELOOP:
-    case ENAMETOOLONG:
-        return errc::permanent;
-    default:
-        return errc::temporary;
-    }
-}
-
-// mkdir -p with mode 0700 (mail is private; the MDA running as the same user can still deliver).
-result<void, int> make_directories(const std::string& path) {
-    std::size_t pos = 0;
-    while (pos != std::string::npos) {
-        pos = path.find('/', pos + 1);
-        const std::string prefix = path.substr(0, pos);
-        if (prefix.empty() || prefix.back() == '/') {
-            continue;
-        }
-        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-            return unexpected{errno};
-        }
-    }
-    return {};
-}
-
-// Opens the Maildir root, creating it and its cur/, new/ and tmp/ as needed.
-result<unique_fd, error> open_maildir(const std::string& path) {
-    auto root = open_at(AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY);
-    if (!root && root.error() == ENOENT) {
-        if (auto made = make_directories(path); !made) {
-            return unexpected{errno_error(classify_setup_errno(made.error()), "cannot create Maildir", path, made.error())};
-        }
-        root = open_at(AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY);
-    }
-    if (!root) {
-        return unexpected{errno_error(classify_setup_errno(root.error()), "cannot open Maildir", path, root.error())};
-    }
-    for (const char* sub : {"cur", "new", "tmp"}) {
-        if (::mkdirat(root->get(), sub, 0700) != 0 && errno != EEXIST) {
-            const int err = errno;
-            return unexpected{errno_error(classify_setup_errno(err), std::string{"cannot create "} + sub + "/ in", path, err)};
-        }
-    }
-    return std::move(*root);
-}
 
 // RFC 1939 §8: an exclusive session holds LOCK_EX for its lifetime. Snapshot sessions take no
 // lock at all: a held descriptor per idle session would cap the sessions a descriptor limit

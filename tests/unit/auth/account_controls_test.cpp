@@ -11,10 +11,51 @@ namespace {
 client_facts from(std::string_view ip, bool tls = false) { return {util::mapped_address(ip), tls}; }
 
 TEST(account_controls, unknown_fields_are_ignored) {
-    auto c = parse_account_controls("userdb_mail=maildir:~/Maildir uid=1000 quota_rule=*:storage=1G");
+    auto c = parse_account_controls("userdb_mail=maildir:~/Maildir uid=1000 quota_rule=Trash:storage=1G");
     ASSERT_TRUE(c);
     EXPECT_FALSE(c->any());
     EXPECT_FALSE(refuse_login(*c, from("192.0.2.1")));
+}
+
+// Dovecot's quota rules (docs/delivery.md "Quota"): storage in kilobytes unless a suffix says
+// otherwise, bytes= in bytes, messages= a count; later rules override earlier ones.
+TEST(account_controls, quota_rules_in_dovecots_syntax) {
+    auto c = parse_account_controls("userdb_quota_rule=*:storage=1G userdb_quota_rule2=*:messages=1000");
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_TRUE(c->any());
+    EXPECT_EQ(c->quota_bytes, 1ull << 30);
+    EXPECT_EQ(c->quota_messages, 1000u);
+    EXPECT_FALSE(refuse_login(*c, from("192.0.2.1")));
+
+    auto k = parse_account_controls("quota_rule=INBOX:storage=2048:messages=5");
+    ASSERT_TRUE(k) << k.error();
+    EXPECT_EQ(k->quota_bytes, 2048u * 1024);
+    EXPECT_EQ(k->quota_messages, 5u);
+
+    auto b = parse_account_controls("quota_rule=*:bytes=4096b quota_rule3=*:storage=0");
+    ASSERT_TRUE(b) << b.error();
+    EXPECT_EQ(b->quota_bytes, 0u);  // the later rule: no limit
+
+    auto m = parse_account_controls("quota_rule=*:bytes=10M");
+    ASSERT_TRUE(m) << m.error();
+    EXPECT_EQ(m->quota_bytes, 10u * 1024 * 1024);
+}
+
+TEST(account_controls, quota_rules_poplar_cannot_honour_are_errors) {
+    EXPECT_EQ(parse_account_controls("quota_rule=*:storage=+10M").error(),
+              "quota_rule: relative limits and \"ignore\" are not supported");
+    EXPECT_EQ(parse_account_controls("quota_rule=*:storage=10%").error(),
+              "quota_rule: relative limits and \"ignore\" are not supported");
+    EXPECT_EQ(parse_account_controls("quota_rule=*:ignore").error(),
+              "quota_rule: relative limits and \"ignore\" are not supported");
+    EXPECT_EQ(parse_account_controls("quota_rule=*:storage=lots").error(), "quota_rule: bad number in \"storage=lots\"");
+    EXPECT_EQ(parse_account_controls("quota_rule=*:messages=10k").error(), "quota_rule: bad number in \"messages=10k\"");
+    EXPECT_EQ(parse_account_controls("quota_rule=*:size=10").error(),
+              "quota_rule: unknown limit \"size\" (storage, bytes, messages)");
+    EXPECT_EQ(parse_account_controls("quota_rule=storage").error(),
+              "quota_rule: expected MAILBOX:storage=SIZE or MAILBOX:messages=N");
+    EXPECT_EQ(parse_account_controls("quota_rule=*:storage=99999999999999999T").error(),
+              "quota_rule: bad number in \"storage=99999999999999999T\"");
 }
 
 TEST(account_controls, nologin_with_and_without_reason) {

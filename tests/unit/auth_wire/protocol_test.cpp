@@ -63,7 +63,19 @@ std::vector<message> samples() {
         reload_reply{9, false, "auth.passwd_file: users:2: empty user name\n", {}, {}},
         reload_reply{10, true, "", {{"PLAIN", true, ""}}, "[auth]\npasswd_file = \"users\"\n"},
         reset{3},
+        lookup{11, 3, "alice+lists@example.org"},
+        lookup_reply{11, lookup_result::found, "alice@example.org", 1u << 30, 1000, ""},
+        lookup_reply{12, lookup_result::unknown, "", 0, 0, ""},
+        lookup_reply{13, lookup_result::temporary_failure, "", 0, 0, "passwd-file unreadable"},
     };
+}
+
+TEST(AuthWire, ALookupReplyWithAnUnknownResultIsRefused) {
+    std::string frame = encode(lookup_reply{12, lookup_result::unknown, "", 0, 0, ""});
+    frame[header_size] = 3;  // the result byte
+    auto back = decode(bytes(frame));
+    ASSERT_FALSE(back);
+    EXPECT_EQ(back.error(), "lookup result 3 is unknown");
 }
 
 TEST(AuthWire, EveryMessageRoundTripsExactly) {
