@@ -38,6 +38,17 @@ struct pw_options {
 };
 int pw(const pw_options& opts);
 
+// `poplar deliver`: stores the message on standard input in `user`'s maildrop; sysexits(3)
+// exit codes and one line on standard error, as Postfix expects (docs/delivery.md).
+struct deliver_options {
+    std::string user;
+    std::string sender;     // -f: the envelope sender, for Return-Path ("" for <>)
+    std::string recipient;  // -a: the original recipient address, for Delivered-To (default: user)
+    std::filesystem::path config_file = default_config_file;
+    bool no_trace_headers = false;
+};
+int deliver(const deliver_options& opts);
+
 // Creates the demo state folder if absent (Maildir with sample messages, passwd-file with a
 // "demo" user, self-signed certificate, config file) and returns the config file's path.
 std::filesystem::path prepare_demo(const std::filesystem::path& state_dir);

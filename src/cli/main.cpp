@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string_view>
 
 #include "cli/commands.h"
 #include "cli/version.h"
@@ -39,6 +40,14 @@ int main(int argc, char** argv) {
     pw->add_option("--pwquality-config", pwquality_config,
                    "libpwquality settings to use instead of /etc/security/pwquality.conf");
 
+    poplar::cli::deliver_options deliver_opts;
+    CLI::App* deliver = app.add_subcommand("deliver", "Store the message on standard input in USER's maildrop (Postfix pipe/mailbox_command)");
+    deliver->add_option("-u,--user", deliver_opts.user, "The recipient user (or address)")->required();
+    deliver->add_option("-f,--from", deliver_opts.sender, "The envelope sender, for Return-Path");
+    deliver->add_option("-a,--address", deliver_opts.recipient, "The original recipient address, for Delivered-To");
+    deliver->add_option("-c,--config", deliver_opts.config_file, "The server's configuration file")->capture_default_str();
+    deliver->add_flag("--no-trace-headers", deliver_opts.no_trace_headers, "Add no Return-Path and Delivered-To");
+
     CLI::App* version = app.add_subcommand("version", "Print the version, commit, build type and library versions");
 
     // The admin commands: each asks the running server over its control socket.
@@ -68,7 +77,13 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? 0 : poplar::cli::exit_config;
+        // deliver speaks sysexits(3) to its MTA: a bad command line is EX_USAGE (64), which
+        // Postfix bounces rather than guessing.
+        const bool delivering = argc > 1 && std::string_view(argv[1]) == "deliver";
+        return app.exit(e) == 0 ? 0 : (delivering ? 64 : poplar::cli::exit_config);
+    }
+    if (*deliver) {
+        return poplar::cli::deliver(deliver_opts);
     }
     if (*serve) {
         return poplar::cli::serve(config_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(config_file),

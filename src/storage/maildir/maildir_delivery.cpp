@@ -2,6 +2,7 @@
 #include "storage/maildir/maildir_delivery.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +25,11 @@ namespace {
 
 // A quota is counted over at most this many messages: what maildir_store refuses to open beyond.
 constexpr std::size_t max_counted_messages = 10'000'000;
+
+// Serialises quota-checked deliveries to one Maildir. A delivery holds it for one directory
+// listing and one fsynced write; waiting longer means something is stuck: [SYS/TEMP]-like 4.x.x.
+constexpr const char* quota_lock_file = "poplar-quota.lock";
+constexpr std::chrono::milliseconds quota_lock_timeout{30'000};
 
 // The Maildir spec's escaping of the host part: '/' and ':' cannot appear in a file name's
 // unique part.
@@ -133,9 +139,20 @@ result<delivery_receipt, delivery_error> maildir_delivery::deliver(const deliver
     const std::string log_path = util::log_escape(*path, 512);
 
     delivery_receipt receipt;
+    unique_fd quota_lock;  // held until the message is in new/
     if (request.limits.any()) {
-        // Checked, not reserved: two concurrent deliveries to one user may both fit and together
-        // exceed the quota by one message, as with Dovecot's maildir quota (docs/delivery.md).
+        // Under a quota, deliveries to one maildrop take turns from the usage check to the
+        // rename (flock, so `poplar deliver` processes and the LMTP listener agree): two that
+        // each fit alone cannot both be stored past the quota.
+        auto lock = open_lock_file(root_fd, quota_lock_file);
+        if (!lock) {
+            return unexpected{io_error("cannot open the quota lock in", log_path, lock.error())};
+        }
+        if (auto locked = flock_with_timeout(lock->get(), LOCK_EX, quota_lock_timeout); !locked) {
+            return unexpected{delivery_error{delivery_errc::temporary,
+                                             describe_errno("cannot lock the quota of", log_path, locked.error())}};
+        }
+        quota_lock = std::move(*lock);
         auto u = current_usage(request.user);
         if (!u) {
             return unexpected{std::move(u.error())};

@@ -33,6 +33,8 @@ public:
     // `path_template`: as maildir_store's (storage.maildir). Throws std::invalid_argument.
     explicit maildir_delivery(std::string path_template, delivery_options options = {});
 
+    // Under a quota, deliveries to one Maildir take turns (flock on poplar-quota.lock) from the
+    // usage check to the rename, so concurrent ones cannot together pass the quota.
     result<delivery_receipt, delivery_error> deliver(const delivery_request& request) override;
     // From the file names of new/ and cur/ (their ,S= sizes; a file without one is stat()ed):
     // one directory listing, no file read.

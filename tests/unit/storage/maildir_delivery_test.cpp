@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -147,6 +148,35 @@ TEST_F(MaildirDeliveryTest, QuotaCountsMessagesAndOctetsFromTheNames) {
     ASSERT_TRUE(none);
     EXPECT_EQ(none->messages, 0u);
     EXPECT_EQ(none->bytes, 0u);
+}
+
+// The quota lock: deliveries racing for the last free place cannot both take it (seen failing
+// with Postfix's concurrent pipe deliveries before the lock, test_postfix_delivery.py).
+TEST_F(MaildirDeliveryTest, ConcurrentDeliveriesCannotTogetherPassTheQuota) {
+    for (int round = 0; round < 10; ++round) {
+        const std::string user = "racer" + std::to_string(round);
+        maildir_delivery d(base_ + "/%u");
+        std::atomic<int> stored{0};
+        std::atomic<int> refused{0};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 8; ++t) {
+            threads.emplace_back([&, t] {
+                // Separate instances, as separate processes would be: only the flock is shared.
+                maildir_delivery mine(base_ + "/%u");
+                auto r = put(t % 2 ? mine : d, "racing\n", user, quota{0, 3});
+                (r ? stored : refused)++;
+                if (!r) {
+                    EXPECT_EQ(r.error().code, delivery_errc::over_quota);
+                }
+            });
+        }
+        for (auto& t : threads) {
+            t.join();
+        }
+        EXPECT_EQ(stored.load(), 3);
+        EXPECT_EQ(refused.load(), 5);
+        EXPECT_EQ(files("new", user).size(), 3u);
+    }
 }
 
 TEST_F(MaildirDeliveryTest, AMessageLargerThanTheWholeQuotaNeverFits) {
