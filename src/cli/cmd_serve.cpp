@@ -51,6 +51,15 @@ void print_demo_help(const std::filesystem::path& state_dir, const config::confi
     if (ec) {
         self = "poplar";
     }
+    help += fmt::format(R"(  Deliver a message:
+    printf 'Subject: hello\n\nHi!\n' | {} deliver -u demo -f me@example.org --config {}
+)",
+                        self, config_file);
+    for (const config::endpoint& ep : cfg.lmtp) {
+        help += fmt::format(R"lmtp(    or over LMTP {}: python3 -c "import smtplib; smtplib.LMTP('{}', {}).sendmail('me@example.org', ['demo'], b'Subject: hello\r\n\r\nHi!\r\n')"
+)lmtp",
+                            ep.to_string(), ep.host, ep.port);
+    }
     help += fmt::format("  Admin, in another terminal:\n    {} status --config {}\n", self, config_file);
     help += fmt::format("    (also: who, stats, reload, kick demo; SIGHUP reloads too)\n");
     help += fmt::format("  Stop with Ctrl-C. The config to copy and edit: {}\n\n", config_file);

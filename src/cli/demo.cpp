@@ -143,6 +143,7 @@ allow_root = true  # the demo runs as whoever starts it; a real server sets user
 [listen]
 pop3  = ["127.0.0.1:1110"]   # plain POP3, offers STLS
 pop3s = ["127.0.0.1:1995"]   # implicit TLS
+lmtp  = ["127.0.0.1:2424"]   # LMTP for a local MTA (docs/delivery.md)
 
 [tls]
 certificate = {}  # self-signed for localhost, 127.0.0.1 and ::1

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import poplar_bin, run
 
-DEMO_PORTS = (1110, 1995)
+DEMO_PORTS = (1110, 1995, 2424)
 
 
 def ports_free():
@@ -28,7 +28,7 @@ def ports_free():
 
 @pytest.mark.timeout(90)
 def test_demo_prints_commands_that_work(tmp_path):
-    assert ports_free(), "the demo's ports 127.0.0.1:1110/1995 are in use (is a demo running?)"
+    assert ports_free(), "the demo's ports 127.0.0.1:1110/1995/2424 are in use (is a demo running?)"
     state = tmp_path / "state"
     log_path = tmp_path / "demo.log"
     with open(log_path, "wb") as log:
@@ -60,6 +60,16 @@ def test_demo_prints_commands_that_work(tmp_path):
         assert st.returncode == 0, st.stderr
         assert f"pid: {proc.pid}" in st.stdout.decode()
         assert password in (state / "demo-password").read_text()
+        # The printed delivery commands, as printed (through a shell, as a user pastes them):
+        # two more messages, the fourth and fifth.
+        deliver_line = re.search(r"^    (printf .* deliver -u demo .*)$", text, re.M).group(1)
+        lmtp_line = re.search(r"^    or over LMTP 127\.0\.0\.1:2424: (python3 -c .*)$", text, re.M).group(1)
+        for line in (deliver_line, lmtp_line):
+            r = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=30)
+            assert r.returncode == 0, (line, r.stderr)
+        after = run(pop3s, timeout=30)
+        assert [l.split()[0] for l in after.stdout.decode().splitlines()] == ["1", "2", "3", "4", "5"], after.stdout
+        assert "lmtp delivered: user=\"demo\" to=<demo> from=<me@example.org>" in log_path.read_text()
         # The config it offers to copy is complete on its own.
         cfg = re.search(r"The config to copy and edit: (\S+)$", text, re.M).group(1)
         assert cfg == str(state / "poplar.toml")
